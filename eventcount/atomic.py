@@ -11,7 +11,9 @@ from typing import IO
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-8") -> Iterator[IO]:
+def atomic_write(
+    path: str | Path, mode: str = "w", encoding: str | None = "utf-8", newline: str | None = None
+) -> Iterator[IO]:
     """Open a temporary file next to `path`; on success rename it onto `path`, on error delete it.
 
     A reader never sees a half-written file and a failed or interrupted command leaves nothing behind.
@@ -21,7 +23,7 @@ def atomic_write(path: str | Path, mode: str = "w", encoding: str | None = "utf-
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     binary = "b" in mode
     try:
-        with os.fdopen(fd, mode, encoding=None if binary else encoding) as handle:
+        with os.fdopen(fd, mode, encoding=None if binary else encoding, newline=None if binary else newline) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())

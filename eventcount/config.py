@@ -1,0 +1,124 @@
+"""Configuration dataclasses: the one source of defaults for the library, the CLI and model files."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from eventcount.errors import EventcountError
+
+
+@dataclass
+class FrontendConfig:
+    """How a recording becomes feature frames.
+
+    kind "audio": mono log-mel at `sample_rate` with hop `sample_rate / frame_rate`; kind "sensor": the
+    recording's channels resampled to `frame_rate * samples_per_frame` and grouped per frame.
+    Frame t stands for the interval [t / frame_rate, (t + 1) / frame_rate) (see `features.frame_times`).
+    """
+
+    kind: str = "audio"
+    frame_rate: float = 100.0
+    sample_rate: int = 16000
+    n_fft: int = 512
+    n_mels: int = 48
+    f_min: float = 30.0
+    f_max: float = 8000.0
+    samples_per_frame: int = 4
+    norm_time_s: float = 5.0
+    norm_prior_mean: list[float] | None = None
+    norm_prior_std: list[float] | None = None
+    sensor: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class NetworkConfig:
+    """Sizes of the causal CRNN (`network.CRNN`)."""
+
+    conv_channels: list[int] = field(default_factory=lambda: [16, 32])
+    conv_kernel_time: int = 3
+    conv_kernel_freq: int = 3
+    pool_freq: int = 2
+    rnn: str = "gru"
+    rnn_hidden: int = 64
+    dropout: float = 0.1
+
+
+@dataclass
+class DecodeConfig:
+    """Turning probabilities into event times (`decode.pick_events`)."""
+
+    threshold: float = 0.5
+    thresholds: dict[str, float] = field(default_factory=dict)
+    min_distance_s: float = 0.03
+    lag_s: float = 0.0
+
+
+@dataclass
+class TrainConfig:
+    """Training options (`train.train`)."""
+
+    loss: str = "counts"
+    classes: list[str] | None = None
+    cmax: int | None = None
+    steps: int = 3000
+    batch_size: int = 32
+    learning_rate: float = 2e-3
+    weight_decay: float = 1e-4
+    grad_clip: float = 1.0
+    context_s: float = 0.3
+    stretch_factors: list[float] = field(default_factory=lambda: [0.8, 0.9, 1.0, 1.1, 1.25])
+    val_fraction: float = 0.1
+    validate_every: int = 250
+    softness_s: float = 0.1
+    alpha_start: float = 0.2
+    alpha_end: float = 0.9
+    alpha_ramp_steps: int | None = None
+    label_noise_s: float = 0.0
+    label_noise_kind: str = "gaussian"
+    p_zero: float = 0.5
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int | None = None
+
+
+@dataclass
+class ModelSpec:
+    """Everything a model file stores besides the weights."""
+
+    classes: list[str]
+    frontend: FrontendConfig = field(default_factory=FrontendConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+
+
+T = TypeVar("T")
+
+
+def from_dict(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
+    """Build dataclass `cls` from a plain dict, rejecting unknown keys with a message naming them."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise EventcountError(f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    return cls(**values)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML config file into a dict (empty file -> {})."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise EventcountError(f"{path}: cannot read config file ({err.strerror})") from err
+    except yaml.YAMLError as err:
+        raise EventcountError(f"{path}: not valid YAML ({err})") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise EventcountError(f"{path}: expected a mapping of option: value at the top level")
+    return data

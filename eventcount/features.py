@@ -1,0 +1,175 @@
+"""Feature frontends: recordings -> normalised frames, and the one definition of frame time.
+
+Frame t stands for the interval [t / frame_rate, (t + 1) / frame_rate): an event at time tau belongs to frame
+floor(tau * frame_rate), and a detection at frame t is reported at the interval's centre. For audio, frame t is
+the STFT window that *ends* with the samples of that interval, so frames are causal and the window never sees
+the future. Features have two channels: the normalised values and their first time difference.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+import scipy.signal
+import torch
+import torchaudio.functional as AF
+
+from eventcount.config import FrontendConfig
+from eventcount.errors import EventcountError
+from eventcount.signals import Signal
+
+LOG_FLOOR = 1e-4
+VAR_FLOOR = 1e-2
+
+
+def event_frames(times_s: np.ndarray, frame_rate: float) -> np.ndarray:
+    """Frame index [n] (int64) that each event time (seconds) belongs to."""
+    return np.floor(np.asarray(times_s, dtype=np.float64) * frame_rate + 1e-9).astype(np.int64)
+
+
+def frame_times(frames: np.ndarray | int, frame_rate: float) -> np.ndarray:
+    """Time in seconds that frame indices stand for (the centre of their interval); an int n -> frames 0..n-1."""
+    if isinstance(frames, (int, np.integer)):
+        frames = np.arange(frames)
+    return (np.asarray(frames, dtype=np.float64) + 0.5) / frame_rate
+
+
+def to_frame(time_s: float, frame_rate: float) -> int:
+    """The frame boundary closest to a time in seconds (for clip starts and ends)."""
+    return int(round(time_s * frame_rate))
+
+
+def resample(samples: torch.Tensor, orig_rate: float, new_rate: float) -> torch.Tensor:
+    """Resample along the last axis with torchaudio's band-limited resampler (rates may be non-integer)."""
+    if orig_rate == new_rate:
+        return samples
+    ratio = Fraction(new_rate / orig_rate).limit_denominator(1000)
+    return AF.resample(samples, ratio.denominator, ratio.numerator)
+
+
+def hop_samples(config: FrontendConfig) -> int:
+    """Samples per frame at the frontend's working rate; it must be an integer."""
+    rate = config.sample_rate if config.kind == "audio" else config.frame_rate * config.samples_per_frame
+    hop = rate / config.frame_rate
+    if abs(hop - round(hop)) > 1e-9:
+        raise EventcountError(f"frame_rate {config.frame_rate} must divide sample_rate {config.sample_rate}")
+    return int(round(hop))
+
+
+def working_rate(config: FrontendConfig) -> float:
+    """Sample rate the frontend works at (audio: sample_rate; sensors: frame_rate * samples_per_frame)."""
+    return float(config.sample_rate) if config.kind == "audio" else config.frame_rate * config.samples_per_frame
+
+
+def n_features(config: FrontendConfig, channels: int = 1) -> int:
+    """Feature bins per frame and channel (the F of [2, T, F])."""
+    return config.n_mels if config.kind == "audio" else channels * config.samples_per_frame
+
+
+@dataclass
+class FeatureState:
+    """What a chunked extractor carries from one chunk to the next."""
+
+    tail: torch.Tensor | None = None
+    mean: np.ndarray | None = None
+    var: np.ndarray | None = None
+    previous: np.ndarray | None = None
+
+
+class FeatureExtractor:
+    """Turns working-rate samples into [2, T, F] feature frames, whole or chunk by chunk with equal results."""
+
+    def __init__(self, config: FrontendConfig, channels: int = 1) -> None:
+        self.config = config
+        self.channels = channels
+        self.hop = hop_samples(config)
+        if config.kind == "audio":
+            self.window = torch.hann_window(config.n_fft)
+            self.mel = AF.melscale_fbanks(
+                config.n_fft // 2 + 1, config.f_min, min(config.f_max, config.sample_rate / 2),
+                config.n_mels, config.sample_rate, norm="slaney", mel_scale="slaney",
+            )
+        self.alpha = 1.0 - math.exp(-1.0 / (config.norm_time_s * config.frame_rate))
+
+    def prepare(self, signal: Signal) -> torch.Tensor:
+        """A Signal -> working-rate samples: [n] mono for audio, [channels, n] for sensors."""
+        data = torch.from_numpy(np.ascontiguousarray(signal.data, dtype=np.float32))
+        if self.config.kind == "audio":
+            return resample(data.mean(dim=1), signal.rate, working_rate(self.config))
+        return resample(data.T.contiguous(), signal.rate, working_rate(self.config))
+
+    def __call__(self, samples: torch.Tensor) -> torch.Tensor:
+        """Whole recording: working-rate samples -> features [2, T, F] (float32)."""
+        features, _ = self.process(samples, FeatureState())
+        return features
+
+    def process(self, samples: torch.Tensor, state: FeatureState) -> tuple[torch.Tensor, FeatureState]:
+        """One chunk of working-rate samples -> (features [2, T, F], new state)."""
+        raw, tail = self._raw_frames(samples, state.tail)
+        values, mean, var, previous = self._normalise(raw, state)
+        return values, FeatureState(tail=tail, mean=mean, var=var, previous=previous)
+
+    def _raw_frames(self, samples: torch.Tensor, tail: torch.Tensor | None) -> tuple[np.ndarray, torch.Tensor]:
+        if self.config.kind == "audio":
+            return self._log_mel(samples, tail)
+        return self._sensor_frames(samples, tail)
+
+    def _log_mel(self, samples: torch.Tensor, tail: torch.Tensor | None) -> tuple[np.ndarray, torch.Tensor]:
+        n_fft, hop = self.config.n_fft, self.hop
+        if tail is None:
+            tail = torch.zeros(n_fft - hop)
+        x = torch.cat([tail, samples.float()])
+        n_frames = max(0, (x.numel() - (n_fft - hop)) // hop)
+        if n_frames == 0:
+            return np.zeros((0, self.config.n_mels), np.float32), x
+        used = x[: n_frames * hop + n_fft - hop]
+        spec = torch.stft(used, n_fft, hop, window=self.window, center=False, return_complex=True)
+        power = spec.real.square() + spec.imag.square()
+        mel = (power.T @ self.mel).clamp_min(0)
+        return torch.log(mel + LOG_FLOOR).numpy(), x[n_frames * hop:]
+
+    def _sensor_frames(self, samples: torch.Tensor, tail: torch.Tensor | None) -> tuple[np.ndarray, torch.Tensor]:
+        x = samples.float() if tail is None else torch.cat([tail, samples.float()], dim=1)
+        n_frames = x.shape[1] // self.hop
+        frames = x[:, : n_frames * self.hop].reshape(x.shape[0], n_frames, self.hop)
+        raw = frames.permute(1, 0, 2).reshape(n_frames, -1)
+        return raw.numpy(), x[:, n_frames * self.hop:]
+
+    def _normalise(self, raw: np.ndarray, state: FeatureState):
+        """Causal running standardisation per bin (exponential moving mean and variance) + time difference."""
+        raw = raw.astype(np.float64)
+        n_bins = raw.shape[1]
+        mean0, var0 = self._initial_stats(raw, state, n_bins)
+        if raw.shape[0] == 0:
+            empty = torch.zeros(2, 0, n_bins)
+            return empty, mean0, var0, state.previous
+        a = self.alpha
+        mean, zi_mean = scipy.signal.lfilter([a], [1, -(1 - a)], raw, axis=0, zi=((1 - a) * mean0)[None])
+        mean_before = np.vstack([mean0[None], mean[:-1]])
+        dev2 = (raw - mean_before) ** 2
+        var, _ = scipy.signal.lfilter([a * (1 - a)], [1, -(1 - a)], dev2, axis=0, zi=((1 - a) * var0)[None])
+        scale = 1.0 / np.sqrt(np.maximum(var, VAR_FLOOR))
+        previous = raw[0] if state.previous is None else state.previous
+        diff = np.diff(raw, axis=0, prepend=previous[None])
+        values = np.stack([(raw - mean) * scale, diff * scale]).astype(np.float32)
+        return torch.from_numpy(values), zi_mean[0] / (1 - a), var[-1], raw[-1]
+
+    def _initial_stats(self, raw: np.ndarray, state: FeatureState, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
+        if state.mean is not None:
+            return state.mean, state.var
+        cfg = self.config
+        if cfg.norm_prior_mean is not None and len(cfg.norm_prior_mean) == n_bins:
+            return np.asarray(cfg.norm_prior_mean, np.float64), np.square(np.asarray(cfg.norm_prior_std, np.float64))
+        first = raw[0] if raw.shape[0] else np.zeros(n_bins)
+        return first.copy(), np.ones(n_bins)
+
+
+def fit_norm_prior(config: FrontendConfig, extractor: FeatureExtractor, samples: list[torch.Tensor]) -> None:
+    """Set the normalisation prior (per-bin mean and std of the raw frames) from a few recordings."""
+    raws = [extractor._raw_frames(s, None)[0] for s in samples]
+    raw = np.concatenate([r for r in raws if r.shape[0]], axis=0)
+    config.norm_prior_mean = raw.mean(axis=0).round(5).tolist()
+    config.norm_prior_std = np.maximum(raw.std(axis=0), math.sqrt(VAR_FLOOR)).round(5).tolist()

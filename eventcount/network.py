@@ -1,0 +1,84 @@
+"""The causal CRNN: feature frames [B, 2, T, F] -> event logits [B, T, D], whole or chunk by chunk."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from eventcount.config import NetworkConfig
+
+State = dict[str, torch.Tensor]
+
+
+class CausalConvBlock(nn.Module):
+    """Conv over (time, feature) padded on the left of time only, ReLU, max-pool over features only."""
+
+    def __init__(self, in_channels: int, out_channels: int, config: NetworkConfig) -> None:
+        super().__init__()
+        self.context = config.conv_kernel_time - 1
+        kernel = (config.conv_kernel_time, config.conv_kernel_freq)
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel, padding=(0, config.conv_kernel_freq // 2))
+        self.pool = nn.MaxPool2d((1, config.pool_freq), ceil_mode=True)
+
+    def forward(self, x: torch.Tensor, past: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, C, T, F]; past: the previous chunk's last `context` frames (None = zeros)."""
+        if past is None:
+            past = x.new_zeros(x.shape[0], x.shape[1], self.context, x.shape[3])
+        padded = torch.cat([past, x], dim=2)
+        new_past = padded[:, :, padded.shape[2] - self.context:]
+        return self.pool(F.relu(self.conv(padded))), new_past
+
+
+class CRNN(nn.Module):
+    """Causal convolutional-recurrent network emitting one logit per frame and class.
+
+    `forward(x, state)` with x [B, 2, T, F] returns (logits [B, T, D], state); feeding a long input in
+    chunks with the returned state gives the same logits as one pass over the whole input.
+    """
+
+    def __init__(self, n_features: int, n_classes: int, config: NetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        channels = [2, *config.conv_channels]
+        self.blocks = nn.ModuleList(CausalConvBlock(a, b, config) for a, b in zip(channels, channels[1:]))
+        width = n_features
+        for _ in config.conv_channels:
+            width = -(-width // config.pool_freq)
+        rnn_type = {"gru": nn.GRU, "lstm": nn.LSTM}[config.rnn]
+        self.rnn = rnn_type(channels[-1] * width, config.rnn_hidden, batch_first=True)
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = nn.Linear(config.rnn_hidden, n_classes)
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
+        nn.init.xavier_uniform_(self.head.weight, gain=0.1)
+
+    def set_output_bias(self, value: float) -> None:
+        """Initialise every class's output bias (see `counting.initial_bias`)."""
+        with torch.no_grad():
+            self.head.bias.fill_(value)
+
+    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+        state = state or {}
+        new_state: State = {}
+        for i, block in enumerate(self.blocks):
+            x, new_state[f"conv{i}"] = block(x, state.get(f"conv{i}"))
+        b, c, t, f = x.shape
+        x = x.permute(0, 2, 1, 3).reshape(b, t, c * f)
+        hidden = self._rnn_state(state)
+        x, hidden = self.rnn(x, hidden)
+        if isinstance(hidden, tuple):
+            new_state["h"], new_state["c"] = hidden
+        else:
+            new_state["h"] = hidden
+        return self.head(self.dropout(x)), new_state
+
+    def _rnn_state(self, state: State):
+        if "h" not in state:
+            return None
+        return (state["h"], state["c"]) if "c" in state else state["h"]

@@ -46,7 +46,13 @@ def resample(samples: torch.Tensor, orig_rate: float, new_rate: float) -> torch.
     """Resample along the last axis with torchaudio's band-limited resampler (rates may be non-integer)."""
     if orig_rate == new_rate:
         return samples
-    ratio = Fraction(new_rate / orig_rate).limit_denominator(1000)
+    return resample_ratio(samples, Fraction(new_rate / orig_rate).limit_denominator(1000))
+
+
+def resample_ratio(samples: torch.Tensor, ratio: Fraction) -> torch.Tensor:
+    """Resample by an exact ratio (output samples per input sample)."""
+    if ratio == 1:
+        return samples
     return AF.resample(samples, ratio.denominator, ratio.numerator)
 
 

@@ -1,0 +1,127 @@
+"""Training data: count-label clips over cached, time-stretched feature frames, served as padded batches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eventcount.annotations import events_by_class, find_event_file, read_events
+from eventcount.augment import stretch
+from eventcount.config import FrontendConfig
+from eventcount.features import FeatureExtractor, event_frames, fit_norm_prior, to_frame, working_rate
+from eventcount.labels import Clip, CountTable
+from eventcount.signals import read_signal
+
+NORM_PRIOR_RECORDINGS = 24
+
+
+@dataclass
+class Batch:
+    """Model input [B, 2, C + T, F] whose first C frames are unlabelled context; labels cover the rest.
+
+    counts [B, D]; lengths [B] (labelled frames); targets [B, T, D] 0/1 event frames or None.
+    """
+
+    features: torch.Tensor
+    context: int
+    counts: torch.Tensor
+    lengths: torch.Tensor
+    targets: torch.Tensor | None
+
+
+@dataclass
+class Recording:
+    """One recording's features per stretch factor ([2, T, F] float16) and, if known, its event times."""
+
+    path: Path
+    duration_s: float
+    features: dict[float, torch.Tensor]
+    events: dict[str, np.ndarray] | None = None
+
+
+def load_events(path: Path, events_dir: Path, classes: list[str], class_map: dict[str, str] | None):
+    """Event times per class for a recording, from its event file in `events_dir`."""
+    return events_by_class(read_events(find_event_file(path, events_dir)), classes, class_map)
+
+
+class ClipData:
+    """The clips of a count table with the features of their recordings, ready for batching."""
+
+    def __init__(self, table: CountTable, frontend: FrontendConfig, factors: list[float],
+                 events_dir: Path | None = None, class_map: dict[str, str] | None = None,
+                 fit_prior: bool = False, progress=None) -> None:
+        self.table = table
+        self.frontend = frontend
+        self.factors = factors
+        self.recordings: dict[Path, Recording] = {}
+        paths = table.recordings()
+        signals = {}
+        for path in paths:
+            signals[path] = read_signal(path, sensor_options=frontend.sensor)
+        first = next(iter(signals.values()))
+        if frontend.kind == "sensor":
+            frontend.sensor["channels"] = int(first.data.shape[1])
+        self.channels = int(frontend.sensor.get("channels", 1)) if frontend.kind == "sensor" else 1
+        extractor = FeatureExtractor(frontend, self.channels)
+        if fit_prior:
+            fit_norm_prior(frontend, extractor, [extractor.prepare(signals[p]) for p in paths[:NORM_PRIOR_RECORDINGS]])
+            extractor = FeatureExtractor(frontend, self.channels)
+        rate = working_rate(frontend)
+        for i, path in enumerate(paths):
+            samples = extractor.prepare(signals.pop(path))
+            feats = {f: extractor(stretch(samples, rate, f)).half() for f in factors}
+            events = load_events(path, events_dir, table.classes, class_map) if events_dir else None
+            self.recordings[path] = Recording(path, samples.shape[-1] / rate, feats, events)
+            if progress:
+                progress(i + 1, len(paths))
+        self.clips = [c for c in table.clips]
+
+    @property
+    def n_features(self) -> int:
+        return next(iter(next(iter(self.recordings.values())).features.values())).shape[2]
+
+    def clip_frames(self, clip: Clip, factor: float) -> tuple[int, int]:
+        """Labelled frame range [a, b) of a clip in the copy stretched by `factor`."""
+        rec = self.recordings[clip.path]
+        n = rec.features[factor].shape[1]
+        start = clip.start_s or 0.0
+        end = clip.end_s if clip.end_s is not None else rec.duration_s
+        a = min(to_frame(start * factor, self.frontend.frame_rate), n)
+        return a, max(a, min(to_frame(end * factor, self.frontend.frame_rate), n))
+
+    def batch(self, indices: list[int], factors: list[float], context: int, with_targets: bool) -> Batch:
+        """Assemble clips `indices` (each stretched by its factor) into a padded batch."""
+        pieces, lengths, targets = [], [], []
+        for index, factor in zip(indices, factors):
+            clip = self.clips[index]
+            a, b = self.clip_frames(clip, factor)
+            feats = self.recordings[clip.path].features[factor]
+            have = min(context, a)
+            piece = feats[:, a - have: b].float()
+            pieces.append(torch.nn.functional.pad(piece, (0, 0, context - have, 0)))
+            lengths.append(b - a)
+            if with_targets:
+                targets.append(self._targets(clip, factor, a, b))
+        width = max(p.shape[1] for p in pieces)
+        x = torch.stack([torch.nn.functional.pad(p, (0, 0, 0, width - p.shape[1])) for p in pieces])
+        counts = torch.tensor([self.clips[i].counts for i in indices], dtype=torch.long)
+        y = None
+        if with_targets:
+            y = torch.zeros(len(indices), width - context, len(self.table.classes))
+            for row, target in enumerate(targets):
+                y[row, : target.shape[0]] = target
+        return Batch(x, context, counts, torch.tensor(lengths), y)
+
+    def _targets(self, clip: Clip, factor: float, a: int, b: int) -> torch.Tensor:
+        events = self.recordings[clip.path].events
+        if events is None:
+            raise ValueError(f"{clip.path}: no event times loaded (give --events)")
+        target = torch.zeros(b - a, len(self.table.classes))
+        for d, name in enumerate(self.table.classes):
+            frames = event_frames(events.get(name, np.empty(0)) * factor, self.frontend.frame_rate) - a
+            frames = frames[(frames >= 0) & (frames < b - a)]
+            target[frames, d] = 1.0
+        return target

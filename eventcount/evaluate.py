@@ -1,0 +1,160 @@
+"""Evaluation: reference vs estimated event times per file and class, with mir_eval's onset matching."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mir_eval
+import numpy as np
+
+from eventcount.annotations import events_by_class, read_events
+from eventcount.atomic import atomic_write
+from eventcount.errors import EventcountError
+
+log = logging.getLogger("eventcount")
+
+
+@dataclass
+class Counts:
+    """Matching totals for one (file, class) or any pooled set, with the timing offsets of matched hits."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+    offsets_s: list[float] = field(default_factory=list)
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn, self.offsets_s + other.offsets_s)
+
+    @property
+    def empty(self) -> bool:
+        return self.tp + self.fp + self.fn == 0
+
+    def scores(self) -> dict[str, float | int | None]:
+        precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+        recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+        f_measure = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        offsets = np.asarray(self.offsets_s)
+        return {
+            "tp": self.tp, "fp": self.fp, "fn": self.fn,
+            "precision": precision, "recall": recall, "f_measure": f_measure,
+            "offset_mean_s": float(offsets.mean()) if offsets.size else None,
+            "offset_std_s": float(offsets.std()) if offsets.size else None,
+        }
+
+
+def match_counts(reference_s: np.ndarray, estimate_s: np.ndarray, tolerance_s: float) -> Counts:
+    """Match two sorted time arrays one-to-one within +-tolerance (mir_eval.util.match_events).
+
+    mir_eval's validators cap times at 30,000 s; matching is called directly so long recordings work.
+    """
+    reference_s = np.sort(np.asarray(reference_s, dtype=np.float64))
+    estimate_s = np.sort(np.asarray(estimate_s, dtype=np.float64))
+    pairs = mir_eval.util.match_events(reference_s, estimate_s, tolerance_s) if reference_s.size and estimate_s.size else []
+    offsets = [float(estimate_s[j] - reference_s[i]) for i, j in pairs]
+    return Counts(len(pairs), estimate_s.size - len(pairs), reference_s.size - len(pairs), offsets)
+
+
+def _mean(scores: list[dict]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for key in ("precision", "recall", "f_measure"):
+        out[key] = float(np.mean([s[key] for s in scores])) if scores else None
+    offsets = [s["offset_mean_s"] for s in scores if s["offset_mean_s"] is not None]
+    out["offset_mean_s"] = float(np.mean(offsets)) if offsets else None
+    return out
+
+
+def evaluate(files: list[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]]], classes: list[str],
+             tolerance_s: float) -> dict:
+    """Score files given as (name, reference per class, estimate per class).
+
+    Returns {"tolerance_s", "mean", "micro", "per_class": {c: {"mean", "micro"}}, "files": [...]}: "mean"
+    averages per-file scores over files, "micro" pools all matches. A (file, class) with no reference and
+    no estimate is left out of means.
+    """
+    per_file = []
+    for name, reference, estimate in files:
+        counts = {c: match_counts(reference.get(c, np.empty(0)), estimate.get(c, np.empty(0)), tolerance_s)
+                  for c in classes}
+        per_file.append((name, counts))
+    report: dict = {"tolerance_s": tolerance_s, "classes": classes, "per_class": {}, "files": []}
+    for c in classes:
+        cells = [counts[c] for _, counts in per_file if not counts[c].empty]
+        report["per_class"][c] = {"mean": _mean([x.scores() for x in cells]), "micro": sum(cells, Counts()).scores()}
+    file_totals = []
+    for name, counts in per_file:
+        total = sum(counts.values(), Counts())
+        file_totals.append(total)
+        report["files"].append({"name": name, **total.scores(),
+                                "per_class": {c: counts[c].scores() for c in classes}})
+    report["mean"] = _mean([t.scores() for t in file_totals if not t.empty])
+    report["micro"] = sum(file_totals, Counts()).scores()
+    return report
+
+
+EVENT_FILE_SUFFIXES = (".events.tsv", ".events.csv", ".labels.txt", ".events.txt", ".tsv", ".txt", ".csv")
+
+
+def event_file_stem(path: Path) -> str:
+    """A recording's stem from its event file name (`song.events.tsv` -> `song`)."""
+    name = path.name
+    for suffix in EVENT_FILE_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
+
+
+def _event_files(path: Path) -> dict[str, Path]:
+    if path.is_file():
+        return {event_file_stem(path): path}
+    if not path.is_dir():
+        raise EventcountError(f"{path}: no such file or directory")
+    files: dict[str, Path] = {}
+    for candidate in sorted(path.rglob("*")):
+        if candidate.is_file() and candidate.name.lower().endswith(EVENT_FILE_SUFFIXES) and \
+                not candidate.name.startswith("."):
+            files.setdefault(str(candidate.parent.relative_to(path) / event_file_stem(candidate)), candidate)
+    return files
+
+
+def pair_event_files(reference: Path, estimate: Path) -> list[tuple[str, Path, Path]]:
+    """(name, reference file, estimate file) pairs: two files, or two folders matched by stem."""
+    if reference.is_file() and estimate.is_file():
+        return [(event_file_stem(reference), reference, estimate)]
+    refs, ests = _event_files(reference), _event_files(estimate)
+    names = sorted(set(refs) & set(ests))
+    if not names:
+        raise EventcountError(f"no event files with matching names in {reference} and {estimate}")
+    missing = sorted(set(refs) - set(ests))
+    if missing:
+        log.warning("%d reference files have no estimate (counted as all missed): %s", len(missing),
+                    ", ".join(missing[:5]))
+        names = sorted(set(refs))
+    return [(n, refs[n], ests.get(n)) for n in names]
+
+
+def evaluate_paths(reference: Path, estimate: Path, tolerance_s: float, classes: list[str] | None = None,
+                   class_map: dict[str, str] | None = None) -> dict:
+    """Read and score event files; `classes` defaults to every class in the references."""
+    files = []
+    for name, ref_path, est_path in pair_event_files(reference, estimate):
+        ref = events_by_class(read_events(ref_path), None, class_map)
+        est = events_by_class(read_events(est_path)) if est_path is not None else {}
+        files.append((name, ref, est))
+    known = sorted({c for _, ref, est in files for c in (*ref, *est)})
+    if classes:
+        unknown = [c for c in classes if c not in known]
+        if unknown:
+            raise EventcountError(f"--classes: unknown class(es) {', '.join(unknown)}; "
+                                  f"the files have {', '.join(known) or 'no events'}")
+    chosen = classes or sorted({c for _, ref, _ in files for c in ref}) or known
+    return evaluate(files, chosen, tolerance_s)
+
+
+def write_report(path: Path, report: dict) -> None:
+    with atomic_write(path) as handle:
+        json.dump(report, handle, indent=2)
+        handle.write("\n")

@@ -1,0 +1,149 @@
+"""Running a trained model: recordings -> probabilities [T, D] -> events, whole, streamed or with TTA."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from eventcount.annotations import Event
+from eventcount.atomic import atomic_write
+from eventcount.augment import stretch
+from eventcount.checkpoint import load_model
+from eventcount.config import DecodeConfig, ModelSpec
+from eventcount.decode import pick_events
+from eventcount.features import FeatureExtractor, FeatureState, resample_ratio, working_rate
+from eventcount.network import CRNN
+from eventcount.signals import Signal, is_sensor_file, iter_audio_blocks, read_signal
+
+BLOCK_S = 60.0
+RESAMPLE_MARGIN = 512
+
+
+def tta_factors(n: int) -> list[float]:
+    """Stretch factors for n test-time passes: geometric, from 0.84 to 1.19, 1.0 included when n is odd."""
+    if n <= 1:
+        return [1.0]
+    return [float(2.0 ** x) for x in np.linspace(-0.25, 0.25, n)]
+
+
+def unstretch(probs: np.ndarray, factor: float, n_frames: int) -> np.ndarray:
+    """Map probabilities [T', D] computed on a copy stretched by `factor` back to n_frames original frames.
+
+    Each stretched frame's mass goes to its original time, split linearly between the two nearest frames,
+    so the expected count is preserved.
+    """
+    if factor == 1.0:
+        return probs[:n_frames]
+    position = (np.arange(probs.shape[0]) + 0.5) / factor - 0.5
+    lower = np.floor(position).astype(np.int64)
+    upper_weight = (position - lower)[:, None]
+    out = np.zeros((n_frames + 1, probs.shape[1]))
+    for index, weight in ((lower, 1 - upper_weight), (lower + 1, upper_weight)):
+        valid = (index >= 0) & (index < n_frames)
+        np.add.at(out, index[valid], probs[valid] * weight[valid])
+    return out[:n_frames]
+
+
+class Detector:
+    """A loaded model with its frontend and decoding defaults."""
+
+    def __init__(self, model: CRNN, spec: ModelSpec, info: dict | None = None, device: str = "cpu") -> None:
+        self.model = model.to(device).eval()
+        self.spec = spec
+        self.info = info or {}
+        self.device = device
+        self.channels = int(self.spec.frontend.sensor.get("channels", 1))
+
+    @classmethod
+    def load(cls, name: str | Path | None = None, device: str = "cpu") -> Detector:
+        model, spec, info = load_model(name)
+        return cls(model, spec, info, device)
+
+    @property
+    def frame_rate(self) -> float:
+        return self.spec.frontend.frame_rate
+
+    @property
+    def name(self) -> str:
+        return Path(self.info.get("path", "model")).stem
+
+    def _run(self, features: torch.Tensor, state: dict | None = None) -> tuple[np.ndarray, dict]:
+        with torch.inference_mode():
+            logits, state = self.model(features[None].to(self.device), state)
+        return torch.sigmoid(logits[0]).double().cpu().numpy(), state
+
+    def activations(self, signal: Signal, tta: int = 1) -> np.ndarray:
+        """Probabilities [T, D] for a whole in-memory recording, averaged over `tta` stretched passes."""
+        extractor = FeatureExtractor(self.spec.frontend, self.channels)
+        samples = extractor.prepare(signal)
+        n_frames = samples.shape[-1] // extractor.hop
+        rate = working_rate(self.spec.frontend)
+        passes = [unstretch(self._run(extractor(stretch(samples, rate, f)))[0], f, n_frames)
+                  for f in tta_factors(tta)]
+        return np.mean(passes, axis=0)
+
+    def stream_activations(self, path: str | Path, block_s: float = BLOCK_S) -> np.ndarray:
+        """Probabilities [T, D] for an audio file read block by block: memory does not grow with its length."""
+        extractor = FeatureExtractor(self.spec.frontend, self.channels)
+        feature_state, network_state, pieces = FeatureState(), None, []
+        for samples in _resampled_blocks(path, working_rate(self.spec.frontend), block_s):
+            features, feature_state = extractor.process(samples, feature_state)
+            if features.shape[1]:
+                probs, network_state = self._run(features, network_state)
+                pieces.append(probs)
+        return np.concatenate(pieces) if pieces else np.zeros((0, len(self.spec.classes)))
+
+    def file_activations(self, path: str | Path, tta: int = 1, sensor_options: dict | None = None) -> np.ndarray:
+        """Probabilities for a file: streamed for audio with one pass, else read whole."""
+        if tta <= 1 and not is_sensor_file(str(path)):
+            return self.stream_activations(path)
+        options = {**self.spec.frontend.sensor, **(sensor_options or {})}
+        return self.activations(read_signal(path, sensor_options=options), tta)
+
+    def decode(self, probs: np.ndarray, config: DecodeConfig | None = None) -> list[Event]:
+        return pick_events(probs, self.frame_rate, self.spec.classes, config or self.spec.decode)
+
+
+def _resampled_blocks(path: str | Path, new_rate: float, block_s: float) -> Iterator[torch.Tensor]:
+    """Mono audio blocks resampled to `new_rate`, equal to resampling the whole file at once.
+
+    The buffer always starts on an input sample that maps to a whole output sample, and output is emitted
+    only where the resampling filter saw real input on both sides (RESAMPLE_MARGIN), except at the ends.
+    """
+    buffer, buffer_start, emitted, ratio = np.zeros(0, np.float32), 0, 0, None
+    for block, rate in iter_audio_blocks(path, block_s):
+        ratio = Fraction(new_rate / rate).limit_denominator(1000)
+        buffer = np.concatenate([buffer, block])
+        safe_end = (buffer_start + buffer.size - RESAMPLE_MARGIN) * ratio.numerator // ratio.denominator
+        if safe_end <= emitted:
+            continue
+        yield _resample_span(buffer, buffer_start, ratio, emitted, safe_end)
+        emitted = safe_end
+        keep_from = max(0, (emitted * ratio.denominator // ratio.numerator - RESAMPLE_MARGIN))
+        keep_from -= keep_from % ratio.denominator
+        buffer, buffer_start = buffer[keep_from - buffer_start:], keep_from
+    if ratio is not None and buffer.size:
+        yield _resample_span(buffer, buffer_start, ratio, emitted, None)
+
+
+def _resample_span(buffer: np.ndarray, buffer_start: int, ratio: Fraction, first: int, end: int | None) -> torch.Tensor:
+    """Output samples [first, end) of the whole file's resampling, from a buffer starting at input buffer_start."""
+    out = resample_ratio(torch.from_numpy(buffer), ratio)
+    offset = buffer_start * ratio.numerator // ratio.denominator
+    return out[first - offset: None if end is None else end - offset]
+
+
+def save_activations(path: str | Path, probs: np.ndarray, frame_rate: float, classes: list[str]) -> None:
+    """Write activations (.npz: probabilities [T, D], frame_rate, classes) atomically."""
+    with atomic_write(path, "wb") as handle:
+        np.savez_compressed(handle, probabilities=probs.astype(np.float32), frame_rate=frame_rate,
+                            classes=np.asarray(classes))
+
+
+def load_activations(path: str | Path) -> tuple[np.ndarray, float, list[str]]:
+    with np.load(path, allow_pickle=False) as data:
+        return data["probabilities"], float(data["frame_rate"]), [str(c) for c in data["classes"]]

@@ -92,6 +92,8 @@ def iter_audio_blocks(path: str | Path, block_s: float) -> Iterator[tuple[np.nda
     try:
         with sf.SoundFile(str(path)) as handle:
             rate = float(handle.samplerate)
+            if handle.frames == 0:
+                raise EventcountError(f"{path}: the recording contains no samples")
             block = max(1, int(block_s * rate))
             for piece in handle.blocks(blocksize=block, dtype="float32", always_2d=True):
                 yield piece.mean(axis=1), rate

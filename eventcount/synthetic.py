@@ -37,8 +37,8 @@ def synthetic_recording(duration_s: float, rate: int, seed: int, rate_hz: float 
     events: list[Event] = []
     for kind in CLASSES:
         n = rng.poisson(rate_hz * duration_s)
-        times = np.sort(rng.uniform(0.05, duration_s - 0.3, n))
-        times = times[np.concatenate([[True], np.diff(times) > min_gap_s])]
+        times = np.sort(rng.uniform(0.05, max(0.05, duration_s - 0.3), n))
+        times = times[np.diff(times, prepend=-np.inf) > min_gap_s]
         for time_s in times:
             hit = _sound(kind, rate, rng) * 10 ** (rng.uniform(-14, 0) / 20)
             start = int(round(time_s * rate))

@@ -208,10 +208,10 @@ def _train_loop(model, optimizer, scheduler, train_data, val_data, config, spec,
             optimizer.step()
             scheduler.step()
             step += 1
-            report = StepReport(step, config.steps, float(loss))
+            report = StepReport(step, config.steps, loss.item())
             if step % config.validate_every == 0 or step == config.steps:
                 report.validation = validate(model, val_data, config, context, config.device)
-                history.append({"step": step, "train_loss": float(loss), **report.validation})
+                history.append({"step": step, "train_loss": loss.item(), **report.validation})
                 _save_resume(out, model, optimizer, scheduler, step, history)
             if on_step:
                 on_step(report)

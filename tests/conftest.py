@@ -1,0 +1,23 @@
+"""Shared fixtures: a tiny random-initialised model file (like demucs's smoke-test model)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from eventcount.checkpoint import save_model
+from eventcount.config import ModelSpec, NetworkConfig
+from eventcount.features import n_features
+from eventcount.network import CRNN
+
+
+@pytest.fixture
+def tiny_model(tmp_path: Path) -> Path:
+    torch.manual_seed(0)
+    spec = ModelSpec(classes=["low", "mid", "high"], network=NetworkConfig(conv_channels=[4], rnn_hidden=8))
+    model = CRNN(n_features(spec.frontend), 3, spec.network)
+    path = tmp_path / "tiny.pt"
+    save_model(path, model, spec, n_features(spec.frontend), {"data": "random init"})
+    return path

@@ -1,0 +1,152 @@
+"""The command line: help, bad input gives one-line errors with exit codes 1/2, nothing partial left behind."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from typer.testing import CliRunner
+
+from eventcount.cli import app
+from eventcount.synthetic import make_synthetic_set
+
+runner = CliRunner()
+
+
+def invoke(*args: str):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def assert_one_line_error(result, code: int, *needles: str) -> None:
+    assert result.exit_code == code, result.output
+    assert "Traceback" not in result.output
+    text = " ".join(result.output.split())
+    for needle in needles:
+        assert needle in text, text
+
+
+def test_help_is_fast_and_does_not_import_torch():
+    code = "import sys; from eventcount.cli import app; print('torch' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_every_command_has_help():
+    for command in ("prepare", "train", "detect", "evaluate", "models"):
+        result = invoke(command, "--help")
+        assert result.exit_code == 0, result.output
+        assert "Usage" in result.output
+
+
+def test_bad_tolerance_is_a_usage_error(tmp_path: Path):
+    ref = tmp_path / "a.events.tsv"
+    ref.write_text("1.0\tkick\n")
+    result = invoke("evaluate", "--reference", ref, "--estimate", ref, "--tolerance", "fifty")
+    assert_one_line_error(result, 2, "fifty")
+
+
+def test_unknown_class_in_evaluate(tmp_path: Path):
+    ref = tmp_path / "a.events.tsv"
+    ref.write_text("1.0\tkick\n")
+    result = invoke("evaluate", "--reference", ref, "--estimate", ref, "--classes", "snare")
+    assert_one_line_error(result, 1, "unknown class", "snare", "kick")
+
+
+def test_evaluate_writes_json(tmp_path: Path):
+    ref, est = tmp_path / "ref", tmp_path / "est"
+    ref.mkdir()
+    est.mkdir()
+    (ref / "song.events.tsv").write_text("1.0\tkick\n2.0\tkick\n")
+    (est / "song.events.tsv").write_text("1.01\tkick\n3.0\tkick\n")
+    result = invoke("evaluate", "--reference", ref, "--estimate", est, "--tolerance", "50ms",
+                    "--json", tmp_path / "r.json")
+    assert result.exit_code == 0, result.output
+    import json
+
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["micro"]["tp"] == 1 and report["micro"]["fp"] == 1 and report["micro"]["fn"] == 1
+    assert abs(report["micro"]["offset_mean_s"] - 0.01) < 1e-9
+    assert set(report["per_class"]["kick"]) == {"mean", "micro"}
+
+
+def test_labels_with_missing_column(tmp_path: Path):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,start_s,kick\na.wav,0,1\n")
+    result = invoke("train", "--counts", csv, "-o", tmp_path / "m.pt")
+    assert_one_line_error(result, 1, "labels.csv:1", "end_s")
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_labels_with_non_integer_count(tmp_path: Path):
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,start_s,end_s,kick\na.wav,0,1,1.5\n")
+    result = invoke("prepare", "--check", csv)
+    assert_one_line_error(result, 1, "labels.csv:2", "integer", "1.5")
+
+
+def test_check_reports_missing_and_short_recordings(tmp_path: Path):
+    sf.write(tmp_path / "a.wav", np.zeros(16000, np.float32), 16000)
+    csv = tmp_path / "labels.csv"
+    csv.write_text("path,start_s,end_s,kick\na.wav,0,0.5,1\na.wav,0.5,2.0,0\nmissing.wav,,,3\n")
+    result = invoke("prepare", "--check", csv)
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "labels.csv:3" in text and "only 1.000 s long" in text
+    assert "labels.csv:4" in text and "not found" in text
+
+
+def test_unknown_class_in_train(tmp_path: Path):
+    paths = make_synthetic_set(tmp_path / "data", 2, duration_s=2.0)
+    assert invoke("prepare", *paths, "-o", tmp_path / "labels.csv").exit_code == 0
+    result = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "m.pt", "--classes", "cowbell")
+    assert_one_line_error(result, 2, "cowbell", "low")
+
+
+def test_corrupt_and_empty_audio(tmp_path: Path, tiny_model: Path):
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk")
+    empty = tmp_path / "empty.wav"
+    sf.write(empty, np.zeros(0, np.float32), 16000)
+    good = make_synthetic_set(tmp_path / "good", 1, duration_s=2.0)[0]
+    result = invoke("detect", corrupt, empty, good, "-m", tiny_model, "-o", tmp_path / "out")
+    assert result.exit_code == 1
+    text = " ".join(result.output.split())
+    assert "corrupt.wav: cannot read audio" in text
+    assert "empty.wav" in text and "2 of 3 recordings failed" in text
+    assert (tmp_path / "out" / "clip000.events.tsv").exists()
+    assert not (tmp_path / "out" / "corrupt.events.tsv").exists()
+
+
+def test_model_that_is_not_ours(tmp_path: Path):
+    wav = make_synthetic_set(tmp_path, 1, duration_s=1.0)[0]
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"weights": torch.zeros(3)}, foreign)
+    result = invoke("detect", wav, "-m", foreign)
+    assert_one_line_error(result, 1, "not an eventcount model file")
+    junk = tmp_path / "junk.pt"
+    junk.write_bytes(b"\x00" * 100)
+    assert_one_line_error(invoke("detect", wav, "-m", junk), 1, "not an eventcount model file")
+
+
+def test_model_from_a_newer_eventcount(tmp_path: Path, tiny_model: Path):
+    payload = torch.load(tiny_model, weights_only=True)
+    payload["format_version"] = 99
+    newer = tmp_path / "newer.pt"
+    torch.save(payload, newer)
+    wav = make_synthetic_set(tmp_path, 1, duration_s=1.0)[0]
+    assert_one_line_error(invoke("detect", wav, "-m", newer), 1, "newer", "upgrade")
+
+
+def test_detect_never_overwrites(tmp_path: Path, tiny_model: Path):
+    wav = make_synthetic_set(tmp_path, 1, duration_s=1.0)[0]
+    target = tmp_path / "out.tsv"
+    target.write_text("keep me\n")
+    result = invoke("detect", wav, "-m", tiny_model, "-o", target)
+    assert result.exit_code == 1 and "--overwrite" in result.output
+    assert target.read_text() == "keep me\n"
+    assert invoke("detect", wav, "-m", tiny_model, "-o", target, "--overwrite").exit_code == 0
+    assert target.read_text().startswith("# time_s")

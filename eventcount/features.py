@@ -141,7 +141,7 @@ class FeatureExtractor:
         x = samples.float() if tail is None else torch.cat([tail, samples.float()], dim=1)
         n_frames = x.shape[1] // self.hop
         frames = x[:, : n_frames * self.hop].reshape(x.shape[0], n_frames, self.hop)
-        raw = frames.permute(1, 0, 2).reshape(n_frames, -1)
+        raw = frames.permute(1, 0, 2).reshape(n_frames, x.shape[0] * self.hop)
         return raw.numpy(), x[:, n_frames * self.hop:]
 
     def _normalise(self, raw: np.ndarray, state: FeatureState):
@@ -151,7 +151,7 @@ class FeatureExtractor:
         mean0, var0 = self._initial_stats(raw, state, n_bins)
         if raw.shape[0] == 0:
             empty = torch.zeros(2, 0, n_bins)
-            return empty, mean0, var0, state.previous
+            return empty, state.mean, state.var, state.previous
         a = self.alpha
         mean, zi_mean = scipy.signal.lfilter([a], [1, -(1 - a)], raw, axis=0, zi=((1 - a) * mean0)[None])
         mean_before = np.vstack([mean0[None], mean[:-1]])

@@ -1,0 +1,180 @@
+"""Feature frontends: the frame-time convention, chunked == whole extraction, causality, shapes, impulse timing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from eventcount.config import FrontendConfig
+from eventcount.errors import EventcountError
+from eventcount.features import (
+    FeatureExtractor,
+    FeatureState,
+    event_frames,
+    frame_times,
+    hop_samples,
+    n_features,
+    to_frame,
+)
+from eventcount.signals import Signal
+
+AUDIO = FrontendConfig(sample_rate=16000, frame_rate=100.0, n_fft=512, n_mels=24)
+SENSOR = FrontendConfig(kind="sensor", frame_rate=50.0, samples_per_frame=4)
+SENSOR_CHANNELS = 3
+
+
+def noise(n: int, seed: int = 0, scale: float = 0.1) -> torch.Tensor:
+    return torch.from_numpy((np.random.default_rng(seed).standard_normal(n) * scale).astype(np.float32))
+
+
+def sensor_samples(n: int, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(rng.standard_normal((SENSOR_CHANNELS, n)).astype(np.float32))
+
+
+def chunked(extractor: FeatureExtractor, samples: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """Run `process` over consecutive chunks of the given sizes (the rest in one last chunk)."""
+    state, pieces, start = FeatureState(), [], 0
+    for size in [*sizes, samples.shape[-1]]:
+        piece = samples[..., start:start + size]
+        start += piece.shape[-1]
+        features, state = extractor.process(piece, state)
+        pieces.append(features)
+    return torch.cat(pieces, dim=1)
+
+
+# --- the frame-time convention -------------------------------------------------------------------------------
+
+def test_event_frames_floor_of_time_times_rate() -> None:
+    times = np.array([0.0, 0.0099, 0.01, 0.0149, 0.29, 1.2345])
+    assert event_frames(times, 100.0).tolist() == [0, 0, 1, 1, 29, 123]
+
+
+def test_event_frames_exact_boundaries_are_not_lost_to_rounding() -> None:
+    # k / 100 is not exactly representable; every one must still land in frame k
+    k = np.arange(0, 5000)
+    assert np.array_equal(event_frames(k / 100.0, 100.0), k)
+
+
+def test_frame_times_are_interval_centres() -> None:
+    assert np.allclose(frame_times(3, 100.0), [0.005, 0.015, 0.025])
+    assert np.allclose(frame_times(np.array([10, 20]), 50.0), [0.21, 0.41])
+
+
+def test_event_time_round_trips_through_its_frame_centre() -> None:
+    times = np.random.default_rng(1).uniform(0, 100, 500)
+    centres = frame_times(event_frames(times, 100.0), 100.0)
+    assert np.all(np.abs(centres - times) <= 0.005 + 1e-12)
+
+
+def test_to_frame_is_the_nearest_boundary() -> None:
+    assert to_frame(0.014, 100.0) == 1
+    assert to_frame(0.016, 100.0) == 2
+    assert to_frame(1.5, 100.0) == 150
+
+
+def test_hop_must_be_integer() -> None:
+    assert hop_samples(AUDIO) == 160
+    with pytest.raises(EventcountError, match="frame_rate"):
+        hop_samples(FrontendConfig(sample_rate=16000, frame_rate=300.0))
+
+
+# --- shapes ---------------------------------------------------------------------------------------------------
+
+def test_audio_output_shape() -> None:
+    extractor = FeatureExtractor(AUDIO)
+    features = extractor(noise(16000 + 123))
+    assert features.shape == (2, 100, AUDIO.n_mels) == (2, 100, n_features(AUDIO))
+    assert features.dtype == torch.float32
+
+
+def test_sensor_output_shape() -> None:
+    extractor = FeatureExtractor(SENSOR, SENSOR_CHANNELS)
+    features = extractor(sensor_samples(4 * 50 + 3))
+    assert features.shape == (2, 50, SENSOR_CHANNELS * SENSOR.samples_per_frame)
+    assert features.shape[2] == n_features(SENSOR, SENSOR_CHANNELS)
+
+
+def test_prepare_mixes_audio_to_mono_and_resamples() -> None:
+    extractor = FeatureExtractor(AUDIO)
+    stereo = np.random.default_rng(0).standard_normal((44100, 2)).astype(np.float32)
+    samples = extractor.prepare(Signal(stereo, 44100.0))
+    assert samples.ndim == 1
+    assert abs(samples.numel() - 16000) <= 1
+
+
+def test_second_channel_is_the_time_difference() -> None:
+    samples = torch.ones(1, 200)
+    samples[0, 40:] = 3.0  # a step at the first sample of frame 10 (4 samples per frame)
+    features = FeatureExtractor(SENSOR, 1)(samples)
+    moved = features[1].abs().amax(dim=1)
+    assert torch.nonzero(moved).flatten().tolist() == [10]
+
+
+# --- chunked == whole -----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("sizes", [[1], [159, 161, 1000], [512, 3, 7000], [100] * 40, [16000]])
+def test_audio_chunked_equals_whole(sizes: list[int]) -> None:
+    extractor = FeatureExtractor(AUDIO)
+    samples = noise(16000 + 77, seed=2)
+    whole = extractor(samples)
+    parts = chunked(extractor, samples, sizes)
+    assert parts.shape == whole.shape
+    torch.testing.assert_close(parts, whole, atol=2e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("sizes", [[1], [3, 5, 7, 11], [4] * 30, [199]])
+def test_sensor_chunked_equals_whole(sizes: list[int]) -> None:
+    extractor = FeatureExtractor(SENSOR, SENSOR_CHANNELS)
+    samples = sensor_samples(401, seed=3)
+    whole = extractor(samples)
+    parts = chunked(extractor, samples, sizes)
+    assert parts.shape == whole.shape
+    torch.testing.assert_close(parts, whole, atol=1e-5, rtol=1e-5)
+
+
+# --- causality ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("t_s", [0.2, 0.5137, 0.73])
+def test_audio_future_samples_never_change_finished_frames(t_s: float) -> None:
+    extractor = FeatureExtractor(AUDIO)
+    samples = noise(16000, seed=4)
+    cut = int(round(t_s * AUDIO.sample_rate))
+    changed = samples.clone()
+    changed[cut:] = noise(16000 - cut, seed=5, scale=1.0)
+    before, after = extractor(samples), extractor(changed)
+    finished = int(np.floor(t_s * AUDIO.frame_rate + 1e-9))  # frames 0..finished-1 end at or before t
+    assert torch.equal(before[:, :finished], after[:, :finished])
+    assert not torch.equal(before[:, finished:], after[:, finished:])
+
+
+@pytest.mark.parametrize("t_s", [0.2, 0.51, 0.77])
+def test_sensor_future_samples_never_change_finished_frames(t_s: float) -> None:
+    extractor = FeatureExtractor(SENSOR, SENSOR_CHANNELS)
+    rate = SENSOR.frame_rate * SENSOR.samples_per_frame
+    samples = sensor_samples(200, seed=6)
+    cut = int(round(t_s * rate))
+    changed = samples.clone()
+    changed[:, cut:] += 5.0
+    before, after = extractor(samples), extractor(changed)
+    finished = int(np.floor(cut / rate * SENSOR.frame_rate + 1e-9))
+    assert torch.equal(before[:, :finished], after[:, :finished])
+    assert not torch.equal(before[:, finished:], after[:, finished:])
+
+
+# --- an impulse shows up in the frame its time belongs to, never earlier ----------------------------------------
+
+@pytest.mark.parametrize("position_in_frame", [0.0, 0.25, 0.5])
+def test_impulse_first_changes_features_in_its_own_frame(position_in_frame: float) -> None:
+    extractor = FeatureExtractor(AUDIO)
+    hop = hop_samples(AUDIO)
+    quiet = noise(32000, seed=7, scale=1e-3)
+    index = int(round((123 + position_in_frame) * hop))
+    loud = quiet.clone()
+    loud[index] = 1.0
+    change = (extractor(loud) - extractor(quiet)).abs().amax(dim=(0, 2)).numpy()
+    expected = int(event_frames(np.array([index / AUDIO.sample_rate]), AUDIO.frame_rate)[0])
+    assert expected == 123
+    assert change[:expected].max() == 0, "a frame before the impulse's own frame saw it"
+    assert np.flatnonzero(change > 1.0)[0] == expected

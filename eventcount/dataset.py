@@ -95,7 +95,7 @@ class ClipData:
     def batch(self, indices: list[int], factors: list[float], context: int, with_targets: bool) -> Batch:
         """Assemble clips `indices` (each stretched by its factor) into a padded batch."""
         pieces, lengths, targets = [], [], []
-        for index, factor in zip(indices, factors):
+        for index, factor in zip(indices, factors, strict=True):
             clip = self.clips[index]
             a, b = self.clip_frames(clip, factor)
             feats = self.recordings[clip.path].features[factor]

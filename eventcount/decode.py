@@ -62,5 +62,5 @@ def pick_events(probs: np.ndarray, frame_rate: float, classes: list[str], config
     for d, name in enumerate(classes):
         times, confidence = pick_class(probs[:, d], frame_rate, class_threshold(config, name),
                                        config.min_distance_s, config.lag_s)
-        events += [Event(float(t), name, float(c)) for t, c in zip(times, confidence)]
+        events += [Event(float(t), name, float(c)) for t, c in zip(times, confidence, strict=True)]
     return sorted(events, key=lambda e: (e.time_s, e.label))

@@ -53,7 +53,9 @@ def match_counts(reference_s: np.ndarray, estimate_s: np.ndarray, tolerance_s: f
     """
     reference_s = np.sort(np.asarray(reference_s, dtype=np.float64))
     estimate_s = np.sort(np.asarray(estimate_s, dtype=np.float64))
-    pairs = mir_eval.util.match_events(reference_s, estimate_s, tolerance_s) if reference_s.size and estimate_s.size else []
+    pairs = []
+    if reference_s.size and estimate_s.size:
+        pairs = mir_eval.util.match_events(reference_s, estimate_s, tolerance_s)
     offsets = [float(estimate_s[j] - reference_s[i]) for i, j in pairs]
     return Counts(len(pairs), estimate_s.size - len(pairs), reference_s.size - len(pairs), offsets)
 

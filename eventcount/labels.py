@@ -46,7 +46,8 @@ def _parse_float(path: Path, line: int, name: str, cell: str) -> float | None:
     try:
         value = float(cell)
     except ValueError:
-        raise EventcountError(f"{path}:{line}: column {name!r} must be seconds (a number) or empty, got {cell!r}") from None
+        raise EventcountError(f"{path}:{line}: column {name!r} must be seconds (a number) or empty, "
+                              f"got {cell!r}") from None
     if not math.isfinite(value) or value < 0:
         raise EventcountError(f"{path}:{line}: column {name!r} must be a finite number >= 0, got {cell!r}")
     return value
@@ -57,7 +58,8 @@ def _parse_count(path: Path, line: int, name: str, cell: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise EventcountError(f"{path}:{line}: count for class {name!r} must be an integer >= 0, got {cell!r}") from None
+        raise EventcountError(f"{path}:{line}: count for class {name!r} must be an integer >= 0, "
+                              f"got {cell!r}") from None
     if value < 0:
         raise EventcountError(f"{path}:{line}: count for class {name!r} must be >= 0, got {value}")
     return value

@@ -41,7 +41,7 @@ class CRNN(nn.Module):
         super().__init__()
         self.config = config
         channels = [2, *config.conv_channels]
-        self.blocks = nn.ModuleList(CausalConvBlock(a, b, config) for a, b in zip(channels, channels[1:]))
+        self.blocks = nn.ModuleList(CausalConvBlock(a, b, config) for a, b in zip(channels, channels[1:], strict=False))
         width = n_features
         for _ in config.conv_channels:
             width = -(-width // config.pool_freq)

@@ -59,7 +59,8 @@ def choose_thresholds(model: CRNN, spec: ModelSpec, data: ClipData, by_f1: bool)
     for d, name in enumerate(spec.classes):
         results = []
         for threshold in THRESHOLD_GRID:
-            times = {p: pick_class(pr[:, d], rate, threshold, dec.min_distance_s, dec.lag_s)[0] for p, pr in probs.items()}
+            times = {p: pick_class(pr[:, d], rate, threshold, dec.min_distance_s, dec.lag_s)[0]
+                     for p, pr in probs.items()}
             value = _f1(data, times, name) if by_f1 else -_count_error(data, times, d)
             results.append((value, -abs(threshold - 0.5), float(threshold)))
         best = max(results)

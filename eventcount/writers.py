@@ -39,8 +39,8 @@ def to_jams(events: list[Event], duration_s: float | None = None, **_: object) -
     data = [{"time": e.time_s, "duration": 0.0, "value": e.label, "confidence": e.confidence} for e in events]
     jam = {
         "file_metadata": {"duration": duration_s or (events[-1].time_s if events else 0.0)},
-        "annotations": [{"namespace": "tag_open", "data": data, "annotation_metadata": {"annotation_tools": "eventcount"},
-                         "sandbox": {}, "time": 0, "duration": None}],
+        "annotations": [{"namespace": "tag_open", "data": data, "sandbox": {}, "time": 0, "duration": None,
+                         "annotation_metadata": {"annotation_tools": "eventcount"}}],
         "sandbox": {},
     }
     return json.dumps(jam, indent=1) + "\n"

@@ -1,0 +1,83 @@
+"""Detection speed in x real time: eventcount (one pass and --tta 5) next to librosa.onset.onset_detect.
+
+    python bench/detect_speed.py [--model drums] [--files N] [--seconds S] [AUDIO ...]
+
+Without AUDIO files it generates N synthetic recordings of S seconds. Each tool reads the file from disk,
+computes its features, and returns event times; figures are total audio seconds / total wall seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+import torch
+
+from eventcount.inference import Detector
+from eventcount.synthetic import synthetic_recording
+
+
+def make_files(folder: Path, n: int, seconds: float) -> list[Path]:
+    paths = []
+    for i in range(n):
+        audio, _ = synthetic_recording(seconds, 44100, seed=i)
+        path = folder / f"bench{i:02d}.wav"
+        sf.write(path, audio, 44100)
+        paths.append(path)
+    return paths
+
+
+def time_eventcount(detector: Detector, paths: list[Path], tta: int) -> float:
+    start = time.perf_counter()
+    for path in paths:
+        detector.decode(detector.file_activations(path, tta))
+    return time.perf_counter() - start
+
+
+def time_librosa(paths: list[Path]) -> float:
+    start = time.perf_counter()
+    for path in paths:
+        y, sr = librosa.load(path, sr=22050, mono=True)
+        librosa.onset.onset_detect(y=y, sr=sr, units="time")
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("audio", nargs="*", type=Path)
+    parser.add_argument("--model", default="drums")
+    parser.add_argument("--files", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    detector = Detector.load(args.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = args.audio or make_files(Path(tmp), args.files, args.seconds)
+        total = sum(sf.info(str(p)).duration for p in paths)
+        time_eventcount(detector, paths[:1], 1)  # warm-up
+        time_librosa(paths[:1])
+        rows = [("eventcount detect", time_eventcount(detector, paths, 1)),
+                ("eventcount detect --tta 5", time_eventcount(detector, paths, 5)),
+                ("librosa.onset.onset_detect", time_librosa(paths))]
+    print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads; {len(paths)} files, {total:.0f} s of audio; model {args.model}")
+    print("| method | wall s | x real time | vs librosa |")
+    print("|---|---|---|---|")
+    librosa_speed = total / rows[-1][1]
+    for name, seconds in rows:
+        speed = total / seconds
+        print(f"| {name} | {seconds:.2f} | {speed:.0f} | {speed / librosa_speed:.2f} |")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()

@@ -66,14 +66,16 @@ def _is_number(cell: str) -> bool:
 
 def _read_text_events(path: Path, text: str, default_label: str) -> list[Event]:
     events = []
+    first = True
     for line_no, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#") or stripped.startswith("\\"):
             continue
         cells = stripped.split("\t") if "\t" in stripped else stripped.split()
         cells = [c.strip() for c in cells]
-        if line_no == 1 and not _is_number(cells[0]):
-            continue  # a header line such as "time_s<TAB>label"
+        is_first, first = first, False
+        if is_first and not _is_number(cells[0]):
+            continue  # a header line such as "time_s<TAB>label", possibly after comments
         time_s = _number(path, line_no, cells[0], "the event time in seconds (first column)")
         if time_s < 0:
             raise EventcountError(f"{path}:{line_no}: event time {time_s} is negative")

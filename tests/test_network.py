@@ -1,0 +1,90 @@
+"""The causal CRNN: shapes, causality, chunked processing with state, output bias."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from eventcount.config import NetworkConfig
+from eventcount.network import CRNN
+
+N_FEATURES = 13  # odd, so the pooled width has to round up
+
+
+def make_model(rnn: str = "gru", classes: int = 3, seed: int = 0) -> CRNN:
+    torch.manual_seed(seed)
+    config = NetworkConfig(conv_channels=[4, 8], rnn=rnn, rnn_hidden=16, dropout=0.5)
+    model = CRNN(N_FEATURES, classes, config).eval()
+    model.set_output_bias(-1.0)  # the random head starts near zero; make bias effects visible
+    return model
+
+
+def features(batch: int, frames: int, seed: int = 1) -> torch.Tensor:
+    return torch.randn(batch, 2, frames, N_FEATURES, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+def test_output_shape(rnn: str) -> None:
+    logits, state = make_model(rnn, classes=5)(features(3, 17))
+    assert logits.shape == (3, 17, 5)
+    assert ("c" in state) == (rnn == "lstm")
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+@pytest.mark.parametrize("t", [0, 7, 18])
+def test_future_input_never_changes_past_logits(rnn: str, t: int) -> None:
+    model = make_model(rnn)
+    x = features(2, 20)
+    changed = x.clone()
+    changed[:, :, t + 1:] = torch.randn_like(changed[:, :, t + 1:]) * 10
+    with torch.no_grad():
+        before, _ = model(x)
+        after, _ = model(changed)
+    assert torch.equal(before[:, : t + 1], after[:, : t + 1])
+    if t + 1 < x.shape[2]:
+        assert not torch.allclose(before[:, t + 1:], after[:, t + 1:])
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+@pytest.mark.parametrize("sizes", [[1] * 12, [2, 5, 5], [3, 1, 8], [12]])
+def test_chunked_with_state_equals_one_pass(rnn: str, sizes: list[int]) -> None:
+    model = make_model(rnn)
+    x = features(2, sum(sizes))
+    with torch.no_grad():
+        whole, _ = model(x)
+        state, pieces, start = None, [], 0
+        for size in sizes:
+            logits, state = model(x[:, :, start:start + size], state)
+            pieces.append(logits)
+            start += size
+    torch.testing.assert_close(torch.cat(pieces, dim=1), whole, atol=1e-5, rtol=1e-5)
+
+
+def test_chunks_without_state_differ() -> None:
+    """The state is what makes chunking exact: dropping it must change the second chunk."""
+    model = make_model()
+    x = features(1, 10)
+    with torch.no_grad():
+        whole, _ = model(x)
+        second, _ = model(x[:, :, 5:])
+    assert not torch.allclose(second, whole[:, 5:], atol=1e-4)
+
+
+def test_set_output_bias_shifts_every_logit() -> None:
+    model = make_model()
+    x = features(2, 6)
+    with torch.no_grad():
+        before, _ = model(x)
+        model.set_output_bias(2.5)
+        after, _ = model(x)
+    assert torch.equal(model.head.bias, torch.full((3,), 2.5))
+    torch.testing.assert_close(after - before, torch.full_like(before, 3.5))
+
+
+def test_random_head_does_not_swamp_the_bias() -> None:
+    """Small head weights at init: every starting probability stays near sigmoid(bias)."""
+    model = make_model()
+    model.set_output_bias(-4.0)
+    with torch.no_grad():
+        logits, _ = model(features(4, 50))
+    assert (logits + 4.0).abs().max() < 1.0

@@ -21,3 +21,11 @@ def tiny_model(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.pt"
     save_model(path, model, spec, n_features(spec.frontend), {"data": "random init"})
     return path
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread() -> None:
+    """Run torch on one thread in every test: the tests use tiny tensors, and on a busy 2-core machine two
+    intra-op threads made a tiny CRNN forward pass ~100x slower (0.2-0.6 s instead of 2 ms). Set per test
+    because numba's OpenMP layer (the counting loss) resets the shared thread count on its first launch."""
+    torch.set_num_threads(1)

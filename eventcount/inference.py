@@ -72,6 +72,8 @@ class Detector:
         return Path(self.info.get("path", "model")).stem
 
     def _run(self, features: torch.Tensor, state: dict | None = None) -> tuple[np.ndarray, dict]:
+        if features.shape[1] == 0:  # shorter than a frame (e.g. a stretched copy of a tiny file)
+            return np.zeros((0, len(self.spec.classes))), state or {}
         with torch.inference_mode():
             logits, state = self.model(features[None].to(self.device), state)
         return torch.sigmoid(logits[0]).double().cpu().numpy(), state

@@ -68,26 +68,51 @@ def detector() -> Detector:
     return Detector(model, spec)
 
 
-@pytest.fixture(scope="module")
-def wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    rate, rng = 44100, np.random.default_rng(2)
-    audio = rng.standard_normal(int(3.05 * rate)) * 0.01
+def write_wav(path: Path, rate: int, channels: int = 1, duration_s: float = 3.05) -> Path:
+    """Quiet noise with four decaying bursts."""
+    rng = np.random.default_rng(2)
+    audio = rng.standard_normal((int(duration_s * rate), channels)) * 0.01
     for time_s in (0.3, 1.1, 1.9, 2.6):
         start = int(time_s * rate)
-        audio[start:start + 2000] += rng.standard_normal(2000) * np.exp(-np.arange(2000) / 300)
-    path = tmp_path_factory.mktemp("audio") / "clip.wav"
+        burst = rng.standard_normal((2000, 1)) * np.exp(-np.arange(2000) / 300)[:, None]
+        audio[start:start + 2000] += burst[: max(0, audio.shape[0] - start)]
     sf.write(path, audio.astype(np.float32), rate)
     return path
 
 
-@pytest.mark.parametrize("block_s", [0.05, 0.37])
-def test_streamed_equals_whole(detector: Detector, wav: Path, block_s: float) -> None:
-    whole = detector.activations(read_signal(wav))
-    streamed = detector.stream_activations(wav, block_s=block_s)
+@pytest.fixture(scope="module")
+def wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_wav(tmp_path_factory.mktemp("audio") / "clip.wav", 44100)
+
+
+@pytest.mark.parametrize(("rate", "channels", "block_s"), [
+    (44100, 1, 0.05), (44100, 1, 0.37), (16000, 1, 0.1), (22050, 2, 0.2), (48000, 1, 10.0),
+])
+def test_streamed_equals_whole(detector: Detector, tmp_path: Path, rate: int, channels: int, block_s: float) -> None:
+    path = write_wav(tmp_path / "clip.wav", rate, channels)
+    whole = detector.activations(read_signal(path))
+    streamed = detector.stream_activations(path, block_s=block_s)
     assert whole.shape == (305, 2)
     assert streamed.shape == whole.shape
     assert whole.std(axis=0).min() > 1e-3  # not a constant output that would trivially match
     np.testing.assert_allclose(streamed, whole, atol=2e-6)
+
+
+@pytest.mark.parametrize("duration_s", [0.005, 0.0137, 0.2])
+def test_streamed_equals_whole_for_short_files(detector: Detector, tmp_path: Path, duration_s: float) -> None:
+    path = write_wav(tmp_path / "short.wav", 44100, duration_s=duration_s)
+    whole = detector.activations(read_signal(path))
+    streamed = detector.stream_activations(path, block_s=0.01)
+    assert streamed.shape == whole.shape == (int(duration_s * 100), 2)
+    np.testing.assert_allclose(streamed, whole, atol=2e-6)
+
+
+@pytest.mark.parametrize("duration_s", [0.005, 0.011])
+def test_tta_on_recordings_of_at_most_one_frame(detector: Detector, tmp_path: Path, duration_s: float) -> None:
+    """A stretched copy of a one-frame recording can have no frame at all; that must not crash the network."""
+    path = write_wav(tmp_path / "short.wav", 44100, duration_s=duration_s)
+    probs = detector.activations(read_signal(path), tta=3)
+    assert probs.shape == (int(duration_s * 100), 2)
 
 
 def test_file_activations_stream_audio(detector: Detector, wav: Path) -> None:

@@ -67,6 +67,7 @@ def _is_number(cell: str) -> bool:
 def _read_text_events(path: Path, text: str, default_label: str) -> list[Event]:
     events = []
     first = True
+    audacity_file = path.name.lower().endswith(".labels.txt")  # labels may be numbers (e.g. MIDI notes)
     for line_no, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
         if not stripped or stripped.startswith("#") or stripped.startswith("\\"):
@@ -79,8 +80,9 @@ def _read_text_events(path: Path, text: str, default_label: str) -> list[Event]:
         time_s = _number(path, line_no, cells[0], "the event time in seconds (first column)")
         if time_s < 0:
             raise EventcountError(f"{path}:{line_no}: event time {time_s} is negative")
-        if len(cells) >= 3 and _is_number(cells[1]) and not _is_number(cells[2]):
-            events.append(Event(time_s, cells[2]))  # Audacity: start, end, label
+        second_is_time = len(cells) >= 2 and _is_number(cells[1])
+        if second_is_time and (audacity_file or (len(cells) >= 3 and not _is_number(cells[2]))):
+            events.append(Event(time_s, cells[2] if len(cells) >= 3 else default_label))  # Audacity: start, end, label
             continue
         label = cells[1] if len(cells) >= 2 and cells[1] else default_label
         confidence = _number(path, line_no, cells[2], "confidence (third column)") if len(cells) >= 3 else None

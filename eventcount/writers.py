@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import struct
 from collections.abc import Callable
@@ -27,8 +29,11 @@ def to_tsv(events: list[Event], **_: object) -> str:
 
 
 def to_csv(events: list[Event], **_: object) -> str:
-    lines = ["time_s,label,confidence"] + [f"{e.time_s:.4f},{e.label},{_confidence(e)}" for e in events]
-    return "\n".join(lines) + "\n"
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")  # quotes labels with commas or quotes
+    writer.writerow(["time_s", "label", "confidence"])
+    writer.writerows([f"{e.time_s:.4f}", e.label, _confidence(e)] for e in events)
+    return out.getvalue()
 
 
 def to_audacity(events: list[Event], **_: object) -> str:

@@ -48,6 +48,11 @@ def test_audacity_labels(tmp_path: Path) -> None:
     assert read_events(path) == [Event(0.5, "KD"), Event(1.25, "SD")]
 
 
+def test_audacity_labels_that_are_numbers_or_empty(tmp_path: Path) -> None:
+    path = write(tmp_path / "take.labels.txt", "0.5\t0.5\t36\n0.75\t0.8\t\n")
+    assert read_events(path, default_label="hit") == [Event(0.5, "36"), Event(0.75, "hit")]
+
+
 @pytest.mark.parametrize("column", ["time_s", "onset", "Time"])
 def test_csv_with_named_time_column(tmp_path: Path, column: str) -> None:
     path = write(tmp_path / "a.csv", f"label,{column},score\nHH,0.75,0.5\nKD,0.25,\n")

@@ -31,6 +31,19 @@ def test_audacity_reads_back_times_and_labels(tmp_path: Path) -> None:
     assert read_events(path) == [Event(e.time_s, e.label) for e in EVENTS]  # Audacity labels have no confidence
 
 
+def test_audacity_numeric_labels_read_back(tmp_path: Path) -> None:
+    """Classes named by MIDI note numbers: `0.5<TAB>0.5<TAB>36` is an Audacity label, not label '0.5'."""
+    events = [Event(0.5, "36"), Event(1.0, "38")]
+    write_events(tmp_path / "song.labels.txt", events, "audacity")
+    assert read_events(tmp_path / "song.labels.txt") == events
+
+
+def test_csv_labels_with_commas_and_quotes_read_back(tmp_path: Path) -> None:
+    events = [Event(0.5, "hat, closed", 0.5), Event(1.0, 'say "hi"')]
+    write_events(tmp_path / "song.events.csv", events, "csv")
+    assert read_events(tmp_path / "song.events.csv") == events
+
+
 def test_empty_event_list_reads_back_empty(tmp_path: Path) -> None:
     for fmt in ("tsv", "csv", "audacity"):
         suffix, _ = get_writer(fmt)

@@ -87,3 +87,8 @@ def test_pick_events_sorted_by_time_across_classes() -> None:
     events = pick_events(probs, FPS, ["a", "b"], DecodeConfig())
     assert [e.label for e in events] == ["a", "b", "a"]
     assert [e.time_s for e in events] == sorted(e.time_s for e in events)
+
+
+def test_no_frames_and_no_peaks_give_no_events() -> None:
+    assert pick_events(np.zeros((0, 2)), FPS, ["a", "b"], DecodeConfig()) == []
+    assert pick_events(np.zeros((50, 2)), FPS, ["a", "b"], DecodeConfig()) == []

@@ -12,6 +12,7 @@ from eventcount.features import (
     FeatureExtractor,
     FeatureState,
     event_frames,
+    fit_norm_prior,
     frame_times,
     hop_samples,
     n_features,
@@ -104,6 +105,13 @@ def test_prepare_mixes_audio_to_mono_and_resamples() -> None:
     assert abs(samples.numel() - 16000) <= 1
 
 
+def test_prepare_resamples_sensor_channels_to_the_working_rate() -> None:
+    extractor = FeatureExtractor(SENSOR, SENSOR_CHANNELS)
+    data = np.random.default_rng(0).standard_normal((100, SENSOR_CHANNELS)).astype(np.float32)
+    samples = extractor.prepare(Signal(data, 100.0))  # 1 s at 100 Hz -> 200 Hz working rate
+    assert samples.shape == (SENSOR_CHANNELS, 200)
+
+
 def test_second_channel_is_the_time_difference() -> None:
     samples = torch.ones(1, 200)
     samples[0, 40:] = 3.0  # a step at the first sample of frame 10 (4 samples per frame)
@@ -132,6 +140,18 @@ def test_sensor_chunked_equals_whole(sizes: list[int]) -> None:
     parts = chunked(extractor, samples, sizes)
     assert parts.shape == whole.shape
     torch.testing.assert_close(parts, whole, atol=1e-5, rtol=1e-5)
+
+
+def test_chunked_equals_whole_with_a_normalisation_prior() -> None:
+    config = FrontendConfig(sample_rate=16000, frame_rate=100.0, n_fft=512, n_mels=24)
+    extractor = FeatureExtractor(config)
+    fit_norm_prior(config, extractor, [noise(8000, seed=8), noise(4000, seed=9, scale=0.5)])
+    assert len(config.norm_prior_mean) == len(config.norm_prior_std) == 24
+    samples = noise(8000, seed=10)
+    whole = extractor(samples)
+    torch.testing.assert_close(chunked(extractor, samples, [5, 300, 1234]), whole, atol=2e-4, rtol=1e-4)
+    without_prior = FeatureExtractor(AUDIO)(samples)
+    assert not torch.allclose(whole[:, :5], without_prior[:, :5], atol=1e-2)  # the prior is used from frame 0
 
 
 # --- causality ------------------------------------------------------------------------------------------------

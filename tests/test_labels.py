@@ -83,3 +83,11 @@ def test_recordings_are_distinct_in_first_seen_order() -> None:
     table = CountTable(["KD"], [Clip(Path("b.wav"), 0, 1, [0]), Clip(Path("a.wav"), 0, 1, [0]),
                                 Clip(Path("b.wav"), 1, 2, [1])])
     assert table.recordings() == [Path("b.wav"), Path("a.wav")]
+
+
+def test_byte_order_mark_and_spaces_in_header(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_bytes("\ufeffpath, start_s ,end_s, KD\na.wav,0,1, 2 \n".encode())
+    table = read_count_table(path)
+    assert table.classes == ["KD"]
+    assert table.clips[0].counts == [2]

@@ -1,0 +1,176 @@
+"""Benchmark of `eventcount pseudo-label`: throughput and peak memory for --jobs 1 and 2 on a generated archive.
+
+    python bench/pseudolabel_speed.py                      # 200 x 30 s synthetic recordings, random-init model
+    python bench/pseudolabel_speed.py --model drums.pt --recordings 400 --jobs 1,2,4
+
+Prints a markdown table: audio hours labelled per wall-clock minute, and peak memory of the whole process tree
+(the sum of the resident sizes of the command and its workers, sampled every 0.2 s; shared library pages are
+counted once per process, so this overstates what the tree really holds) next to the largest single process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import platform
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from eventcount.synthetic import synthetic_recording
+
+RATE = 16000
+CLI = [sys.executable, "-c", "from eventcount.cli import app; app()"]  # what the `eventcount` script runs
+
+
+def make_archive(path: Path, n: int, duration_s: float) -> None:
+    """A .tar.gz of n synthetic drum-like wav recordings (16 kHz, 16-bit), in two folders."""
+    with tarfile.open(path, "w:gz", compresslevel=1) as archive:
+        for i in range(n):
+            audio, _ = synthetic_recording(duration_s, RATE, seed=i)
+            buffer = io.BytesIO()
+            sf.write(buffer, audio, RATE, format="WAV", subtype="PCM_16")
+            info = tarfile.TarInfo(f"set{i % 2}/rec{i:04d}.wav")
+            info.size = buffer.tell()
+            buffer.seek(0)
+            archive.addfile(info, buffer)
+
+
+def make_model(path: Path) -> None:
+    """A random-init model with the default network size (the speed of a trained one, none of its skill)."""
+    import torch
+
+    from eventcount.checkpoint import save_model
+    from eventcount.config import ModelSpec
+    from eventcount.features import n_features
+    from eventcount.network import CRNN
+
+    torch.manual_seed(0)
+    spec = ModelSpec(classes=["low", "mid", "high"])
+    features = n_features(spec.frontend)
+    save_model(path, CRNN(features, len(spec.classes), spec.network), spec, features, {"data": "random init"})
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(child) for child in text.split()]
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Summed resident memory of a process and all its descendants (Linux /proc; 0 elsewhere)."""
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        total += _rss_mb(current)
+        stack += _children(current)
+    return total
+
+
+@dataclass
+class Run:
+    jobs: int
+    recordings: int
+    audio_h: float
+    wall_s: float
+    tree_peak_mb: float
+    process_peak_mb: float
+
+
+def run_once(archive: Path, model: Path, outdir: Path, jobs: int) -> Run:
+    """Run the CLI in a subprocess, sampling its process tree's memory while it runs."""
+    command = [*CLI, "-q", "pseudo-label", str(archive), "-m", str(model), "-o", str(outdir), "--jobs", str(jobs)]
+    peak, finished = [0.0], threading.Event()
+    with tempfile.TemporaryFile("w+") as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
+
+        def sample() -> None:
+            while not finished.wait(0.2):
+                peak[0] = max(peak[0], tree_rss_mb(process.pid))
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        _, status, usage = os.wait4(process.pid, 0)  # its rusage covers the workers it waited for
+        wall_s = time.perf_counter() - started
+        finished.set()
+        sampler.join()
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            errors.seek(0)
+            raise SystemExit(f"pseudo-label --jobs {jobs} failed ({process.returncode}):\n{errors.read()}")
+    largest_mb = usage.ru_maxrss / 1024 / (1024 if sys.platform == "darwin" else 1)  # KiB on Linux, bytes on macOS
+    return Run(jobs, *_manifest_totals(outdir), wall_s, peak[0], largest_mb)
+
+
+def _manifest_totals(outdir: Path) -> tuple[int, float]:
+    from eventcount.manifest import Manifest
+
+    entries = [e for e in Manifest.in_dir(outdir).read().latest().values() if e.status == "ok"]
+    return len(entries), sum(e.duration_s or 0.0 for e in entries) / 3600
+
+
+def table(runs: list[Run]) -> str:
+    lines = ["| jobs | recordings | audio hours | wall s | audio h per wall min | peak RSS MB (tree) | "
+             "largest process RSS MB |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in runs:
+        lines.append(f"| {r.jobs} | {r.recordings} | {r.audio_h:.2f} | {r.wall_s:.1f} | "
+                     f"{r.audio_h / (r.wall_s / 60):.3f} | {r.tree_peak_mb:.0f} | {r.process_peak_mb:.0f} |")
+    return "\n".join(lines)
+
+
+def machine() -> str:
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "?"
+    return (f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, load average {load}, "
+            f"Python {platform.python_version()}, numpy {np.__version__}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recordings", type=int, default=200)
+    parser.add_argument("--duration", type=float, default=30.0, help="seconds per recording")
+    parser.add_argument("--jobs", default="1,2", help="comma-separated --jobs values to time")
+    parser.add_argument("--model", type=Path, help="a model file (default: random init, default size)")
+    parser.add_argument("--workdir", type=Path, help="keep the archive and outputs here (default: a temp dir)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="pseudolabel-bench-") as temp:
+        work = args.workdir or Path(temp)
+        work.mkdir(parents=True, exist_ok=True)
+        archive, model = work / "recordings.tar.gz", args.model or work / "random.pt"
+        started = time.perf_counter()
+        make_archive(archive, args.recordings, args.duration)
+        if args.model is None:
+            make_model(model)
+        print(f"generated {args.recordings} x {args.duration:g} s in {time.perf_counter() - started:.0f} s "
+              f"({archive.stat().st_size / 1e6:.0f} MB archive)", file=sys.stderr)
+        runs = []
+        for jobs in (int(j) for j in args.jobs.split(",")):
+            runs.append(run_once(archive, model, work / f"out-jobs{jobs}", jobs))
+            print(f"--jobs {jobs}: {runs[-1].wall_s:.1f} s", file=sys.stderr)
+    print(f"Machine: {machine()}\n")
+    print(table(runs))
+
+
+if __name__ == "__main__":
+    main()

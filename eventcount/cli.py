@@ -113,7 +113,7 @@ def prepare(
     events: Annotated[Path | None, typer.Option(help="Folder holding <stem>.events.tsv (or .txt/.csv) per recording; default: beside each recording.")] = None,
     class_map: Annotated[Path | None, typer.Option(help="YAML mapping raw labels to classes, e.g. `KD: [35, 36]`.")] = None,
     classes: Annotated[str | None, typer.Option(help="Comma-separated classes to count (default: all mapped/seen).")] = None,
-    window: Annotated[str, typer.Option(help="Clip length (e.g. 0.5s); 0 = whole files.")] = "0.5s",
+    window: Annotated[str, typer.Option(help="Clip length (e.g. 0.25s); 0 = whole files. Short clips keep the timing unbiased.")] = "0.25s",
     hop: Annotated[str | None, typer.Option(help="Step between clip starts (default: the window).")] = None,
     check: Annotated[Path | None, typer.Option(help="Check a hand-written count sheet instead.")] = None,
     columns: ColumnsOpt = None, time_column: TimeColumnOpt = None, time_unit: TimeUnitOpt = None,

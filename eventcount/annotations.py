@@ -128,16 +128,18 @@ def _read_csv_events(path: Path, text: str, default_label: str) -> list[Event]:
 
 
 def find_event_file(recording: Path, events_dir: Path | None, suffixes: tuple[str, ...] = EVENT_SUFFIXES) -> Path:
-    """The event file of a recording: `<stem><suffix>` in `events_dir` (or beside the recording)."""
-    folder = events_dir if events_dir is not None else recording.parent
+    """The event file of a recording: `<stem><suffix>` in `events_dir`, else beside the recording."""
+    folders = [events_dir, recording.parent] if events_dir is not None else [recording.parent]
     stem = recording.name.split(".")[0] if recording.suffix else recording.name
-    for suffix in suffixes:
-        for name in (recording.stem + suffix, stem + suffix):
-            candidate = folder / name
-            if candidate.exists() and candidate != recording:
-                return candidate
+    for folder in folders:
+        for suffix in suffixes:
+            for name in (recording.stem + suffix, stem + suffix):
+                candidate = folder / name
+                if candidate.exists() and candidate != recording:
+                    return candidate
+    where = " or ".join(str(f) for f in folders)
     raise EventcountError(
-        f"{recording}: no event file found in {folder} (looked for {recording.stem}{{{','.join(suffixes)}}})"
+        f"{recording}: no event file found in {where} (looked for {recording.stem}{{{','.join(suffixes)}}})"
     )
 
 

@@ -201,7 +201,7 @@ def train(
     output: Annotated[Path, typer.Option("-o", "--output", help="Model file to write (.pt).")],
     config: Annotated[Path | None, typer.Option(help="YAML with `train:`, `frontend:`, `network:` sections; flags win.")] = None,
     loss: Annotated[str | None, typer.Option(help="counts (weak labels), softloc (rough timestamps) or ce (exact timestamps).")] = None,
-    events: Annotated[Path | None, typer.Option(help="Folder of timestamp files (needed by softloc and ce).")] = None,
+    events: Annotated[Path | None, typer.Option(help="Folder of timestamp files for softloc and ce (default: beside each recording).")] = None,
     class_map: Annotated[Path | None, typer.Option(help="YAML mapping raw timestamp labels to classes.")] = None,
     classes: Annotated[str | None, typer.Option(help="Train only these classes (comma-separated).")] = None,
     val: Annotated[Path | None, typer.Option(help="Validation count labels (default: hold out recordings).")] = None,

@@ -42,8 +42,8 @@ class Recording:
     events: dict[str, np.ndarray] | None = None
 
 
-def load_events(path: Path, events_dir: Path, classes: list[str], class_map: dict[str, str] | None):
-    """Event times per class for a recording, from its event file in `events_dir`."""
+def load_events(path: Path, events_dir: Path | None, classes: list[str], class_map: dict[str, str] | None):
+    """Event times per class for a recording, from its event file in `events_dir` (None: beside it)."""
     return events_by_class(read_events(find_event_file(path, events_dir)), classes, class_map)
 
 
@@ -51,8 +51,8 @@ class ClipData:
     """The clips of a count table with the features of their recordings, ready for batching."""
 
     def __init__(self, table: CountTable, frontend: FrontendConfig, factors: list[float],
-                 events_dir: Path | None = None, class_map: dict[str, str] | None = None,
-                 fit_prior: bool = False, progress=None) -> None:
+                 with_events: bool = False, events_dir: Path | None = None,
+                 class_map: dict[str, str] | None = None, fit_prior: bool = False, progress=None) -> None:
         self.table = table
         self.frontend = frontend
         self.factors = factors
@@ -73,7 +73,7 @@ class ClipData:
         for i, path in enumerate(paths):
             samples = extractor.prepare(signals.pop(path))
             feats = {f: extractor(stretch(samples, rate, f)).half() for f in factors}
-            events = load_events(path, events_dir, table.classes, class_map) if events_dir else None
+            events = load_events(path, events_dir, table.classes, class_map) if with_events else None
             self.recordings[path] = Recording(path, samples.shape[-1] / rate, feats, events)
             if progress:
                 progress(i + 1, len(paths))

@@ -148,8 +148,6 @@ def train(
     stage = on_stage or (lambda _: None)
     if config.loss not in LOSSES:
         raise EventcountError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
-    if config.loss != "counts" and events_dir is None:
-        raise EventcountError(f"--loss {config.loss} needs timestamps: give --events DIR")
     torch.manual_seed(config.seed)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -157,12 +155,11 @@ def train(
         table, val_table = split_validation(table, config.val_fraction, config.seed)
     timed = config.loss != "counts"
     stage(f"computing features of {len(table.recordings())} training recordings")
-    train_data = ClipData(table, spec.frontend, config.stretch_factors, events_dir if timed else None, class_map,
-                          fit_prior=True)
+    train_data = ClipData(table, spec.frontend, config.stretch_factors, timed, events_dir, class_map, fit_prior=True)
     perturb_events(train_data, config)
     stage(f"computing features of {len(val_table.recordings())} validation recordings")
-    val_events = val_events_dir or (events_dir if timed else None)
-    val_data = ClipData(val_table, spec.frontend, [1.0], val_events, class_map)
+    timed_validation = timed or val_events_dir is not None
+    val_data = ClipData(val_table, spec.frontend, [1.0], timed_validation, val_events_dir or events_dir, class_map)
     max_count = max(max(c.counts) for c in table.clips)
     if config.cmax is not None and max_count > config.cmax:
         raise EventcountError(f"cmax {config.cmax} is below the largest count in the labels ({max_count})")
@@ -180,7 +177,7 @@ def train(
                               history, out, on_step)
     stage("choosing decoding thresholds on the validation data")
     model.eval()
-    summary = _finish(model, spec, config, train_data, val_data, history, started, interrupted, val_events is not None)
+    summary = _finish(model, spec, config, train_data, val_data, history, started, interrupted, timed_validation)
     if calibrate_lag_dir is not None:
         spec.decode.lag_s = calibrate_lag(model, spec, val_data, calibrate_lag_dir, class_map)
         summary["calibrated_lag_s"] = spec.decode.lag_s

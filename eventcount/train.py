@@ -178,12 +178,13 @@ def train(
     stage("choosing decoding thresholds on the validation data")
     model.eval()
     summary = _finish(model, spec, config, train_data, val_data, history, started, interrupted, timed_validation)
+    save_model(out, model, spec, train_data.n_features, summary)  # kept even if the calibration below fails
+    if not interrupted:
+        resume_path(out).unlink(missing_ok=True)
     if calibrate_lag_dir is not None:
         spec.decode.lag_s = calibrate_lag(model, spec, val_data, calibrate_lag_dir, class_map)
         summary["calibrated_lag_s"] = spec.decode.lag_s
-    save_model(out, model, spec, train_data.n_features, summary)
-    if not interrupted:
-        resume_path(out).unlink(missing_ok=True)
+        save_model(out, model, spec, train_data.n_features, summary)
     return summary
 
 

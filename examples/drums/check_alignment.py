@@ -2,7 +2,7 @@
 
 Two checks per file:
 
-* librosa: onsets detected in the written audio (spectral flux, 2 ms hop) against the labels
+* librosa: onsets detected in the written audio (spectral flux, 1 ms hop) against the labels
   (hits closer than 30 ms merged): matched fraction and the detected-minus-label time.
 * solo: the performance is rendered again with one class (KD, SD or HH) alone; for every hit with
   no other hit of the class in the 150 ms before it, the onset (first sample within -20 dB of the
@@ -74,8 +74,7 @@ def solo_audio(kit: rg.Kit, midi: Path, notes: set[int], sr: int, n: int) -> np.
     end = score.last_hit_ms + int(1000 * rg.TAIL_S) + 500
     with tempfile.TemporaryDirectory() as tmp:
         audio = rg.run_fluidsynth(rg.require_fluidsynth(), kit, rg.build_midi(keep, kit.program, end), Path(tmp))
-    audio = librosa.resample(audio, orig_sr=rg.RENDER_RATE, target_sr=sr, res_type="soxr_hq")
-    return rg.fit_length(audio, n)
+    return rg.fit_length(rg.to_rate(audio, sr), n)
 
 
 def solo_check(audio: np.ndarray, full: np.ndarray, sr: int, times: np.ndarray) -> str:
@@ -83,15 +82,16 @@ def solo_check(audio: np.ndarray, full: np.ndarray, sr: int, times: np.ndarray) 
     the class's share of the mix: overall and above 4 kHz."""
     errors = []
     for i, t in enumerate(times):
-        if i and t - times[i - 1] < 0.15:
+        following = times[i + 1] - t if i + 1 < times.size else 1.0
+        if (i and t - times[i - 1] < 0.15) or following < 0.01:
             continue
-        end = min(t + 0.05, times[i + 1] - 0.001) if i + 1 < times.size else t + 0.05
-        start = int((t - 0.005) * sr)
-        segment = np.abs(audio[start:int(end * sr)])
-        threshold = segment.max() * 10 ** (rg.ONSET_DB / 20)
-        if segment[: int(0.004 * sr)].max() >= threshold:
-            continue  # the class is still ringing from an earlier hit
-        errors.append((start + np.argmax(segment >= threshold)) / sr - t)
+        window = min(0.05, following - 0.001)
+        before = np.abs(audio[max(0, int((t - 0.005) * sr)):max(0, int((t - 0.001) * sr))])
+        onset = rg.hit_onset(audio, sr, max(0.0, t - 0.001), window)
+        peak = np.abs(audio[int(t * sr):int((t + window) * sr)]).max(initial=0.0)
+        if onset is None or before.max(initial=0.0) >= peak / 10:
+            continue  # silent, or the class is still ringing from an earlier hit
+        errors.append(onset - t)
     if not errors:
         return "no isolated hits"
     err = np.array(errors) * 1e3

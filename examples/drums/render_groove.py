@@ -257,13 +257,27 @@ def note_start_sample(ms: int) -> int:
     return blocks * BLOCK
 
 
-def hit_onset(audio: np.ndarray, start: int, window_s: float = 0.1) -> int | None:
-    """First sample after `start` within ONSET_DB of the hit's peak; None if the hit is silent."""
-    segment = np.abs(audio[start:start + int(window_s * RENDER_RATE)])
+def hit_onset(audio: np.ndarray, rate: int, start_s: float, window_s: float = 0.1) -> float | None:
+    """Time (s) of the first crossing, after `start_s`, of ONSET_DB below the hit's peak; None if silent.
+
+    The crossing is interpolated between samples.
+    """
+    first = int(start_s * rate)
+    segment = np.abs(audio[first:first + int(window_s * rate)])
     peak = float(segment.max(initial=0.0))
     if peak < 1e-5:
         return None
-    return start + int(np.argmax(segment >= peak * 10 ** (ONSET_DB / 20)))
+    threshold = peak * 10 ** (ONSET_DB / 20)
+    i = int(np.argmax(segment >= threshold))
+    below = segment[i - 1] if i else 0.0
+    return (first + i - 1 + (threshold - below) / (segment[i] - below)) / rate
+
+
+def to_rate(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Resample fluidsynth's output (linear phase: no delay)."""
+    if rate == RENDER_RATE:
+        return audio
+    return librosa.resample(audio, orig_sr=RENDER_RATE, target_sr=rate, res_type="soxr_hq")
 
 
 def calibration_midi(rng: np.random.Generator, program: int) -> tuple[mido.MidiFile, list[tuple[int, int, int]]]:
@@ -282,23 +296,24 @@ def calibration_midi(rng: np.random.Generator, program: int) -> tuple[mido.MidiF
     return build_midi(messages, program, now + 500), times
 
 
-def calibrate(exe: str, kit: Kit, seed: int) -> dict:
-    """Measure the delay from the block fluidsynth starts a hit in to the hit's onset, per note and velocity.
+def calibrate(exe: str, kit: Kit, seed: int, rate: int) -> dict:
+    """Measure the delay from the block fluidsynth starts a hit in to the hit's onset, per note and velocity,
+    in the audio resampled to `rate` (band-limiting moves the onset of bright sounds by up to ~0.5 ms).
 
     Returns the kit's entry of calibration.json; `latency_s[note][velocity]` is what labels use.
     """
     midi, times = calibration_midi(np.random.default_rng(seed), kit.program)
     with tempfile.TemporaryDirectory() as tmp:
-        audio = run_fluidsynth(exe, kit, midi, Path(tmp))
+        audio = to_rate(run_fluidsynth(exe, kit, midi, Path(tmp)), rate)
     delays: dict[int, dict[int, list[float]]] = {}
     for ms, note, velocity in times:
-        start = note_start_sample(ms)
-        onset = hit_onset(audio, start)
+        start = note_start_sample(ms) / RENDER_RATE
+        onset = hit_onset(audio, rate, start)
         if onset is not None:
-            delays.setdefault(note, {}).setdefault(velocity, []).append((onset - start) / RENDER_RATE)
+            delays.setdefault(note, {}).setdefault(velocity, []).append(onset - start)
     latency = {note: fill_velocities(by_vel) for note, by_vel in delays.items()}
     wait = np.mean([note_start_sample(ms) / RENDER_RATE - ms / 1000 for ms, _, _ in times])
-    return {"kit": kit.name, "soundfont": str(kit.soundfont), "program": kit.program,
+    return {"kit": kit.name, "soundfont": str(kit.soundfont), "program": kit.program, "sample_rate": rate,
             "onset_after_midi_ms": {n: round(1e3 * (float(np.median(v[1:])) + wait), 3) for n, v in latency.items()},
             "velocity_range_ms": {n: round(1e3 * float(np.ptp(v[1:])), 3) for n, v in latency.items()},
             "repeat_range_ms": {n: round(1e3 * float(np.ptp(d.get(100, [0.0]))), 3) for n, d in delays.items()},
@@ -306,11 +321,16 @@ def calibrate(exe: str, kit: Kit, seed: int) -> dict:
             "latency_s": latency}
 
 
-def fill_velocities(by_velocity: dict[int, list[float]]) -> list[float]:
-    """A 128-entry table, index = velocity, of median delays; velocities that stayed silent take the nearest."""
+def fill_velocities(by_velocity: dict[int, list[float]], half_width: int = 4) -> list[float]:
+    """A 128-entry table, index = velocity, of delays: the median over velocities within `half_width`
+    (single hits of noisy sounds such as hi-hats jitter by ~0.5 ms at 16 kHz); velocities that stayed
+    silent take the nearest."""
     measured = sorted(by_velocity)
-    nearest = [min(measured, key=lambda m: abs(m - v)) for v in range(128)]
-    return [round(float(np.median(by_velocity[m])), 7) for m in nearest]
+    table = []
+    for v in range(128):
+        near = [m for m in measured if abs(m - v) <= half_width] or [min(measured, key=lambda m: abs(m - v))]
+        table.append(round(float(np.median([d for m in near for d in by_velocity[m]])), 7))
+    return table
 
 
 def label_time(ms: int, note: int, velocity: int, latency: dict[int, list[float]]) -> float:
@@ -411,10 +431,7 @@ def render_job(job: Job) -> Result:
     midi = build_midi(score.messages, job.kit.program, score.last_hit_ms + int(1000 * TAIL_S) + 500)
     with tempfile.TemporaryDirectory() as tmp:
         audio = run_fluidsynth(job.fluidsynth, job.kit, midi, Path(tmp))
-    audio = fit_length(audio, round(end_s * RENDER_RATE))
-    if job.sample_rate != RENDER_RATE:
-        audio = librosa.resample(audio, orig_sr=RENDER_RATE, target_sr=job.sample_rate, res_type="soxr_hq")
-    audio = peak_normalise(audio)
+    audio = peak_normalise(to_rate(fit_length(audio, round(end_s * RENDER_RATE)), job.sample_rate))
     params: dict = {}
     if job.augment:
         audio, params = augment(audio, job.sample_rate, np.random.default_rng(file_seed(job.seed, job.stem)))
@@ -532,7 +549,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     performances = load_performances(args.groove, args.split)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    calibrations = {kit: calibrate(exe, kit, args.seed) for kit in kits}
+    calibrations = {kit: calibrate(exe, kit, args.seed, args.sample_rate) for kit in kits}
     for cal in calibrations.values():
         print_calibration(cal)
     (args.out / "calibration.json").write_text(json.dumps(list(calibrations.values()), indent=1) + "\n")

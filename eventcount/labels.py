@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def _parse_row(path: Path, line: int, row: list[str], index: dict[str, int], cla
 def write_count_table(path: str | Path, table: CountTable) -> None:
     """Write the CSV atomically; recording paths are written relative to the CSV's folder where possible."""
     path = Path(path)
-    base = path.parent.resolve()
+    base = Path(os.path.abspath(path.parent))
     with atomic_write(path, newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(FIXED_COLUMNS + table.classes)
@@ -123,11 +124,13 @@ def write_count_table(path: str | Path, table: CountTable) -> None:
 
 
 def _relative(recording: Path, base: Path) -> str:
-    resolved = recording.resolve()
+    """The path relative to `base` (else absolute); symbolic links keep their own name, which finds their
+    event files (`<stem>.events.tsv`), so they are made absolute without being resolved."""
+    absolute = Path(os.path.abspath(recording))
     try:
-        return resolved.relative_to(base).as_posix()
+        return absolute.relative_to(base).as_posix()
     except ValueError:
-        return str(resolved)
+        return str(absolute)
 
 
 def _seconds(value: float | None) -> str:

@@ -91,3 +91,17 @@ def test_byte_order_mark_and_spaces_in_header(tmp_path: Path) -> None:
     table = read_count_table(path)
     assert table.classes == ["KD"]
     assert table.clips[0].counts == [2]
+
+
+def test_linked_recordings_keep_their_names(tmp_path: Path) -> None:
+    """A link named after its recording (many sensor files are all called accelerometer.csv) is not resolved."""
+    original = tmp_path / "walk1" / "accelerometer.csv"
+    original.parent.mkdir()
+    original.write_text("0,1\n", encoding="utf-8")
+    link = tmp_path / "train" / "walk1.csv"
+    link.parent.mkdir()
+    link.symlink_to(original)
+    labels = tmp_path / "labels.csv"
+    write_count_table(labels, CountTable(["step"], [Clip(link, 0.0, 5.0, [9])]))
+    assert "train/walk1.csv" in labels.read_text(encoding="utf-8")
+    assert read_count_table(labels).clips[0].path == link

@@ -21,10 +21,12 @@ and under a positive tilt the absorbed mass carries the weight exp(-theta * (j -
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +40,7 @@ _REDUCTIONS = ("mean", "sum", "none")
 _NEG = -1.0e30  # log(0) stand-in: -inf would give NaN gradients through logsumexp
 _TINY = 1.0e-200  # rescale a DP vector whose total falls below this (a safety net: the tilt avoids it)
 _MAX_NEWTON = 60
+_SERIAL_WORK = 1_000_000  # below this many DP bin updates per batch the kernel runs on one thread
 _DIRECT = 500.0  # beyond this |logit|, tilted probabilities come from exp(x + theta), not exp(theta)
 
 
@@ -307,6 +310,16 @@ def _one_sequence(
     return theta * label - log_w - _log_normaliser(x, p, q, theta, direct)
 
 
+@njit(cache=_CACHE)
+def _loss_item(
+    i: int, x: np.ndarray, lengths: np.ndarray, labels: np.ndarray, overflow: np.ndarray, need_grad: bool,
+    grad: np.ndarray, out: np.ndarray,
+) -> None:
+    """Sequence i = b * D + d of the batch: out[b, d] and grad[b, :, d]."""
+    b, d = i // x.shape[2], i % x.shape[2]
+    out[b, d] = _one_sequence(x[b, :, d], lengths[b], labels[b, d], overflow[b, d], need_grad, grad[b, :, d])
+
+
 @njit(parallel=True, cache=_CACHE)
 def _loss_kernel(
     x: np.ndarray, lengths: np.ndarray, labels: np.ndarray, overflow: np.ndarray, need_grad: bool,
@@ -316,11 +329,21 @@ def _loss_kernel(
 
     lengths [B], labels [B, D] (the label bin), overflow [B, D] (label means "label or more").
     """
-    batch, _, classes = x.shape
-    out = np.empty((batch, classes))
-    for i in prange(batch * classes):
-        b, d = i // classes, i % classes
-        out[b, d] = _one_sequence(x[b, :, d], lengths[b], labels[b, d], overflow[b, d], need_grad, grad[b, :, d])
+    out = np.empty((x.shape[0], x.shape[2]))
+    for i in prange(x.shape[0] * x.shape[2]):
+        _loss_item(i, x, lengths, labels, overflow, need_grad, grad, out)
+    return out
+
+
+@njit(cache=_CACHE)
+def _loss_kernel_serial(
+    x: np.ndarray, lengths: np.ndarray, labels: np.ndarray, overflow: np.ndarray, need_grad: bool,
+    grad: np.ndarray,
+) -> np.ndarray:
+    """`_loss_kernel` on the calling thread: for small batches, where waking worker threads costs more."""
+    out = np.empty((x.shape[0], x.shape[2]))
+    for i in range(x.shape[0] * x.shape[2]):
+        _loss_item(i, x, lengths, labels, overflow, need_grad, grad, out)
     return out
 
 
@@ -408,9 +431,28 @@ def _resolve_backend(backend: str, device: torch.device) -> str:
 # ---------------------------------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _torch_threads_kept() -> Iterator[None]:
+    """Restore torch's intra-op thread count after a numba launch: numba's OpenMP layer shares the runtime
+    with torch and sets the thread count to numba's own on its first parallel launch."""
+    threads = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+
+
 def _as_numpy(logits: Tensor) -> np.ndarray:
-    """[B, T, D] tensor -> C-contiguous float64 numpy array on the CPU (one kernel signature to compile)."""
-    return logits.detach().to(device="cpu", dtype=torch.float64).contiguous().numpy()
+    """[B, T, D] tensor -> C-contiguous float64 numpy array (one kernel signature to compile).
+
+    Conversions here and in the autograd wrapper use numpy on purpose: single-threaded, they cannot stall
+    on torch's OpenMP workers when the machine is busy.
+    """
+    x = logits.detach().cpu()
+    if x.dtype not in (torch.float32, torch.float64):
+        x = x.float()
+    return np.ascontiguousarray(x.numpy(), dtype=np.float64)
 
 
 class _NumbaCountingLoss(torch.autograd.Function):
@@ -424,11 +466,14 @@ class _NumbaCountingLoss(torch.autograd.Function):
         batch, frames, classes = x.shape
         need_grad = bool(ctx.needs_input_grad[0])
         grad = np.empty((batch, frames if need_grad else 0, classes))
-        loss = _loss_kernel(
-            x, lengths.cpu().numpy(), counts.cpu().numpy(), overflow.cpu().numpy(), need_grad, grad
-        )
+        lengths, counts = lengths.cpu(), counts.cpu()
+        small = int((lengths[:, None] * (counts + 1)).sum()) < _SERIAL_WORK
+        kernel = _loss_kernel_serial if small else _loss_kernel
+        with _torch_threads_kept():
+            loss = kernel(x, lengths.numpy(), counts.numpy(), overflow.cpu().numpy(), need_grad, grad)
         if need_grad:
-            ctx.save_for_backward(torch.from_numpy(grad).to(device=logits.device, dtype=logits.dtype))
+            ctx.grad = grad if logits.dtype == torch.float64 else grad.astype(np.float32)
+            ctx.device, ctx.dtype = logits.device, logits.dtype
         return torch.from_numpy(loss).to(device=logits.device, dtype=logits.dtype)
 
     @staticmethod
@@ -436,8 +481,9 @@ class _NumbaCountingLoss(torch.autograd.Function):
     def backward(
         ctx: torch.autograd.function.FunctionCtx, grad_loss: Tensor
     ) -> tuple[Tensor, None, None, None]:
-        (grad,) = ctx.saved_tensors
-        return grad * grad_loss[:, None, :], None, None, None
+        scale = grad_loss.detach().cpu().numpy()[:, None, :].astype(ctx.grad.dtype, copy=False)
+        grad = torch.from_numpy(ctx.grad * scale)
+        return grad.to(device=ctx.device, dtype=ctx.dtype), None, None, None
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -561,7 +607,8 @@ def count_distribution(logits: Tensor, lengths: Tensor | None = None, cmax: int 
         raise ValueError(f"cmax must be >= 0, got {cmax}")
     if logits.device.type == "cuda":
         return _tree_log_distribution(logits.double(), frame_counts, top).exp()
-    dist = _distribution_kernel(_as_numpy(logits), frame_counts.cpu().numpy(), top)
+    with _torch_threads_kept():
+        dist = _distribution_kernel(_as_numpy(logits), frame_counts.cpu().numpy(), top)
     return torch.from_numpy(dist).to(logits.device)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -166,7 +168,8 @@ def test_confident_logits_with_any_label_are_finite(backend: str, value: float) 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_huge_logits_stay_exact(backend: str) -> None:
-    """|logit| up to 2000: exp(theta) would overflow and the suffix needs rescaling (ten sure events last)."""
+    """|logit| up to 2000: exp(theta) would overflow, and ten sure events at the end leave the suffix pass
+    with a total of exactly 0 (every remaining path is below double range), which must not become 0/0."""
     logits = torch.cat([torch.full((10,), 500.0), torch.full((10,), 2000.0)]).double().view(1, 20, 1)
     reference = _log_space_reference(logits.numpy(), np.array([20]), 20)[0, 0]
     for count in (0, 3, 10, 15, 19):
@@ -306,3 +309,32 @@ def test_forward_without_gradient_gives_the_same_loss() -> None:
         plain = counting_loss(logits, counts, lengths=lengths, reduction="none")
     loss, _ = _loss_and_grad(logits, counts, "numba", lengths=lengths)
     torch.testing.assert_close(plain, loss)
+
+
+def test_torch_thread_count_is_left_alone() -> None:
+    """numba's OpenMP layer resets torch's thread count on its first launch: run in a fresh process."""
+    code = (
+        "import torch\n"
+        "from eventcount.counting import count_distribution, counting_loss\n"
+        "torch.set_num_threads(1)\n"
+        "counting_loss(torch.zeros(2, 30, 3), torch.ones(2, 3, dtype=torch.int64))\n"
+        "count_distribution(torch.zeros(2, 30, 3), cmax=3)\n"
+        "print(torch.get_num_threads())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "1"
+
+
+def test_parallel_kernel_equals_serial_kernel() -> None:
+    """A batch above the serial-work threshold (threads) gives what its halves give (one thread each)."""
+    logits, lengths = _random_case(64, 400, 4, seed=15)
+    counts = torch.randint(0, 41, (64, 4), generator=torch.Generator().manual_seed(16))
+    counts = torch.minimum(counts, lengths[:, None])
+    halves = (slice(0, 32), slice(32, 64))
+    work = [int((lengths[h, None] * (counts[h] + 1)).sum()) for h in halves]
+    assert max(work) < counting._SERIAL_WORK < sum(work)
+    loss, grad = _loss_and_grad(logits, counts, "numba", lengths=lengths)
+    for half in halves:
+        part_loss, part_grad = _loss_and_grad(logits[half], counts[half], "numba", lengths=lengths[half])
+        torch.testing.assert_close(loss[half], part_loss, rtol=0.0, atol=0.0)
+        torch.testing.assert_close(grad[half], part_grad, rtol=0.0, atol=0.0)

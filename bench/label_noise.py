@@ -6,6 +6,7 @@ For sigma in {0, 50, 100, 150, 200} ms every training timestamp is moved once by
 validation and test timestamps stay clean), then `ce` and `softloc` are trained on the same clips; `counts`
 uses no timestamps, so it is trained once. Each model is scored on the clean test timestamps at 50 ms, next
 to the F1 of the noisy training labels themselves used as predictions. Prints a markdown table.
+When --test is the --val folder, the test files are the ones after the first --val-files.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ from eventcount.train import train
 SIGMAS_MS = (0, 50, 100, 150, 200)
 
 
-def recordings(folder: Path, limit: int) -> list[Path]:
-    return sorted(folder.glob("*.wav"))[:limit]
+def recordings(folder: Path, limit: int, skip: int = 0) -> list[Path]:
+    return sorted(folder.glob("*.wav"))[skip: skip + limit]
 
 
 def score(model: Path, files: list[Path], class_map: dict[str, str], classes: list[str]) -> float:
@@ -63,16 +64,16 @@ def main() -> None:
     parser.add_argument("--train-files", type=int, default=60)
     parser.add_argument("--val-files", type=int, default=12)
     parser.add_argument("--test-files", type=int, default=30)
-    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--sigmas", default=",".join(map(str, SIGMAS_MS)))
     args = parser.parse_args()
     class_map = read_class_map(args.class_map)
     classes = list(dict.fromkeys(class_map.values()))
     train_table = make_count_table(recordings(args.train, args.train_files), None, class_map, classes)
     val_table = make_count_table(recordings(args.val, args.val_files), None, class_map, classes)
-    test_files = recordings(args.test, args.test_files)
+    test_files = recordings(args.test, args.test_files, args.val_files if args.test == args.val else 0)
     args.out.mkdir(parents=True, exist_ok=True)
-    base = TrainConfig(steps=args.steps, seed=0)
+    base = TrainConfig(steps=args.steps, seed=0, validate_every=max(1, args.steps // 4))
     results: dict[str, dict[int, float]] = {"counts": {}, "ce": {}, "softloc": {}, "noisy labels": {}}
     for sigma_ms in (int(s) for s in args.sigmas.split(",")):
         for loss in ("counts", "ce", "softloc"):

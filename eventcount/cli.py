@@ -351,13 +351,14 @@ def detect(
     from eventcount.detect import detect_file, output_path
     from eventcount.inference import Detector
     from eventcount.prepare import expand_sources
+    from eventcount.signals import recording_extensions
 
     detector = run(Detector.load, model, _device(device))
     decode = dataclasses.replace(detector.spec.decode)
     if threshold is not None:
         decode.threshold, decode.thresholds = threshold, {}
     options = sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude)
-    files = run(expand_sources, inputs, _input_extensions())
+    files = run(expand_sources, inputs, recording_extensions(detector.spec.frontend.kind))
     single = len(files) == 1 and not inputs[0].is_dir()
     if not single and output is None:
         raise typer.BadParameter("several inputs need -o FOLDER for the event files", param_hint="-o")
@@ -381,12 +382,6 @@ def detect(
     if failures:
         err.print(f"{failures} of {len(files)} recordings failed")
         raise typer.Exit(1)
-
-
-def _input_extensions() -> set[str]:
-    from eventcount.prepare import RECORDING_EXTENSIONS
-
-    return RECORDING_EXTENSIONS | {".csv"}
 
 
 # ---------------------------------------------------------------- evaluate

@@ -130,12 +130,20 @@ def pair_event_files(reference: Path, estimate: Path) -> list[tuple[str, Path, P
     names = sorted(set(refs) & set(ests))
     if not names:
         raise EventcountError(f"no event files with matching names in {reference} and {estimate}")
-    missing = sorted(set(refs) - set(ests))
-    if missing:
-        log.warning("%d reference files have no estimate (counted as all missed): %s", len(missing),
-                    ", ".join(missing[:5]))
-        names = sorted(set(refs))
-    return [(n, refs[n], ests.get(n)) for n in names]
+    unmatched = sorted(set(refs) - set(ests))
+    missed = [n for n in unmatched if _named_as_events(refs[n])]
+    if missed:
+        log.warning("%d reference event files have no estimate (counted as all missed): %s", len(missed),
+                    ", ".join(missed[:5]))
+    ignored = sorted(set(unmatched) - set(missed))
+    if ignored:
+        log.info("ignored %d files without a counterpart: %s", len(ignored), ", ".join(ignored[:5]))
+    return [(n, refs[n], ests.get(n)) for n in sorted(set(names) | set(missed))]
+
+
+def _named_as_events(path: Path) -> bool:
+    """Whether a file is named as an event file (`.events.*`, `.labels.txt`) rather than any text file."""
+    return any(tag in path.name.lower() for tag in (".events.", ".labels."))
 
 
 def evaluate_paths(reference: Path, estimate: Path, tolerance_s: float, classes: list[str] | None = None,

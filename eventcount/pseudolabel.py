@@ -32,7 +32,7 @@ from eventcount.manifest import (
     merge_manifests,
     write_merged_manifest,
 )
-from eventcount.signals import AUDIO_EXTENSIONS
+from eventcount.signals import recording_extensions
 from eventcount.sources import (
     DEFAULT_MAX_BYTES,
     Problem,
@@ -43,7 +43,6 @@ from eventcount.sources import (
 )
 from eventcount.writers import get_writer
 
-SENSOR_RECORDING_EXTENSIONS = frozenset({".csv", ".npy"})
 SHARD_FILE = "shard-{index}-of-{count}.json"
 _SHARD_FILE_PATTERN = re.compile(r"^shard-(\d+)-of-(\d+)\.json$")
 
@@ -125,7 +124,7 @@ def _settings(model: str | Path | None, outdir: Path, fmt: str, tta: int, min_co
 
 def _plan(sources: Sequence[str | Path], settings: Settings, kind: str, shard: tuple[int, int] | None,
           overwrite: bool, glob: str | None) -> _Plan:
-    extensions = SENSOR_RECORDING_EXTENSIONS if kind == "sensor" else AUDIO_EXTENSIONS
+    extensions = recording_extensions(kind)
     recordings, problems = list_recordings(sources, extensions, glob, exclude=[settings.outdir])
     listed = len(recordings) + len(problems)
     if shard is not None:

@@ -36,6 +36,11 @@ AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".
 SENSOR_EXTENSIONS = {".csv", ".npy", ".txt"}
 
 
+def recording_extensions(kind: str) -> set[str]:
+    """File extensions a frontend of this kind ("audio" or "sensor") reads from folders."""
+    return {".csv", ".npy"} if kind == "sensor" else set(AUDIO_EXTENSIONS)
+
+
 def is_sensor_file(name: str) -> bool:
     """Whether a file name looks like a sensor recording (CSV or .npy) rather than audio."""
     return Path(name).suffix.lower() in {".csv", ".npy"}

@@ -1,16 +1,19 @@
 """Forward+backward time of the counting loss: numba kernel vs a naive log-space autograd loop (and the tree).
 
-Run: `python bench/loss_speed.py` (add `--repeats N`). Prints a markdown table of median wall-clock times
-after a warm-up. Inputs: logits ~ N(-3, 2^2), counts uniform in 0..cmax (so 1/(cmax+1) of them are the
-"cmax or more" label), all frames valid.
+Run: `python bench/loss_speed.py` (add `--repeats N`, `--torch-threads N`). Prints a markdown table of
+median wall-clock times after a warm-up; each entry is measured in a fresh process. Inputs: logits ~ N(-3, 2^2),
+counts uniform in 0..cmax (so 1/(cmax+1) of them are the "cmax or more" label), all frames valid.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -75,33 +78,54 @@ def inputs(n_seq: int, frames: int, cmax: int, seed: int = 0) -> tuple[torch.Ten
     return logits, counts
 
 
+def measure_in_subprocess(method: str, size: int, repeats: int, torch_threads: int) -> tuple[float, float]:
+    """(wall, CPU) medians from a fresh interpreter, so that one measurement's memory and thread-pool state
+    (e.g. the naive loop's 1 GB autograd graph) cannot slow down the next."""
+    command = [sys.executable, __file__, "--measure", method, str(size), "--repeats", str(repeats)]
+    command += ["--torch-threads", str(torch_threads)]
+    result = subprocess.run(command, capture_output=True, text=True, check=True)
+    wall, cpu = json.loads(result.stdout.strip().splitlines()[-1])
+    return wall, cpu
+
+
+def measure(method: str, size: int, repeats: int) -> None:
+    """Print [wall, cpu] (ms) of one method at SIZES[size] as JSON; checks it agrees with the naive loop."""
+    n_seq, frames, cmax = SIZES[size]
+    logits, counts = inputs(n_seq, frames, cmax)
+    if method != "naive":
+        with torch.no_grad():
+            agree = METHODS[method](logits, counts, cmax) / naive_counting_loss(logits, counts, cmax)
+        assert abs(agree.item() - 1.0) < 1e-4, agree
+    print(json.dumps(median_ms(METHODS[method], logits, counts, cmax, repeats)))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per entry (median reported)")
-    parser.add_argument("--torch-threads", type=int, default=0, help="torch intra-op threads (0: torch's default)")
+    parser.add_argument(
+        "--torch-threads", type=int, default=1,
+        help="torch intra-op threads for the naive loop and the tree (0: torch's default). Default 1: on a busy "
+        "machine torch's OpenMP workers stall on each of the many small ops (40x slower here with 2 threads)",
+    )
+    parser.add_argument("--measure", nargs=2, metavar=("METHOD", "SIZE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
+    if args.measure:
+        measure(args.measure[0], int(args.measure[1]), args.repeats)
+        return
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
     print(f"torch {torch.__version__}, numba {numba.__version__}, Python {platform.python_version()}")
     print(f"CPUs: {os.cpu_count()} (torch threads {torch.get_num_threads()}, numba threads "
-          f"{numba.get_num_threads()}); load average before: {load}\n")
+          f"{numba.get_num_threads()}); load average before: {load}; each entry in a fresh process\n")
     print(
         "| B*D | T | cmax | counting_loss (ms) | naive log-space loop (ms) | speed-up | tree path on CPU (ms) "
         "| counting_loss CPU time, all threads (ms) |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    rows = []
-    for n_seq, frames, cmax in SIZES:
-        logits, counts = inputs(n_seq, frames, cmax)
-        with torch.no_grad():  # both compute the same number
-            agree = counting_loss(logits, counts, cmax=cmax) / naive_counting_loss(logits, counts, cmax)
-        assert abs(agree.item() - 1.0) < 1e-4, agree
-        fast, fast_cpu = median_ms(METHODS["numba"], logits, counts, cmax, args.repeats)
-        naive, _ = median_ms(METHODS["naive"], logits, counts, cmax, args.repeats)
-        rows.append((n_seq, frames, cmax, fast, naive, fast_cpu))
-    for n_seq, frames, cmax, fast, naive, fast_cpu in rows:  # the tree last: its large buffers disturb timings
-        tree, _ = median_ms(METHODS["tree"], *inputs(n_seq, frames, cmax), cmax, args.repeats)
+    for size, (n_seq, frames, cmax) in enumerate(SIZES):
+        ms = {name: measure_in_subprocess(name, size, args.repeats, args.torch_threads) for name in METHODS}
+        (fast, fast_cpu), naive, tree = ms["numba"], ms["naive"][0], ms["tree"][0]
         print(
             f"| {n_seq} | {frames} | {cmax} | {fast:.1f} | {naive:.1f} | {naive / fast:.0f}x | {tree:.1f} "
             f"| {fast_cpu:.1f} |"

@@ -115,11 +115,19 @@ def _event_files(path: Path) -> dict[str, Path]:
     if not path.is_dir():
         raise EventcountError(f"{path}: no such file or directory")
     files: dict[str, Path] = {}
-    for candidate in sorted(path.rglob("*")):
+    for candidate in sorted(path.rglob("*"), key=_suffix_rank):
         if candidate.is_file() and candidate.name.lower().endswith(EVENT_FILE_SUFFIXES) and \
                 not candidate.name.startswith("."):
             files.setdefault(str(candidate.parent.relative_to(path) / event_file_stem(candidate)), candidate)
     return files
+
+
+def _suffix_rank(path: Path) -> tuple[int, str]:
+    """Sort key: the most specific event-file suffix first, so `walk.events.tsv` wins over a recording
+    `walk.csv` (a sensor file) in the same folder."""
+    name = path.name.lower()
+    rank = next((i for i, suffix in enumerate(EVENT_FILE_SUFFIXES) if name.endswith(suffix)), len(EVENT_FILE_SUFFIXES))
+    return rank, str(path)
 
 
 def pair_event_files(reference: Path, estimate: Path) -> list[tuple[str, Path, Path]]:

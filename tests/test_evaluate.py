@@ -114,6 +114,16 @@ def test_evaluate_paths_pairs_by_stem_across_folders(tmp_path: Path) -> None:
     assert report["classes"] == ["kd"]
 
 
+def test_event_files_win_over_sensor_recordings_of_the_same_stem(tmp_path: Path) -> None:
+    ref, est = tmp_path / "ref", tmp_path / "est"
+    (ref / "walk.csv").parent.mkdir(parents=True)
+    (ref / "walk.csv").write_text("time_s,x\n0,1\n0.01,2\n0.02,3\n", encoding="utf-8")  # the recording
+    write(ref / "walk.events.tsv", [1.0])
+    write(est / "walk.events.tsv", [1.0])
+    assert pair_event_files(ref, est) == [("walk", ref / "walk.events.tsv", est / "walk.events.tsv")]
+    assert evaluate_paths(ref, est, 0.05)["micro"]["tp"] == 1
+
+
 def test_evaluate_paths_counts_a_missing_estimate_as_missed(tmp_path: Path) -> None:
     ref, est = tmp_path / "ref", tmp_path / "est"
     write(ref / "a.events.tsv", [1.0])

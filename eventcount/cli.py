@@ -128,7 +128,7 @@ def prepare(
     """
     from eventcount.annotations import read_class_map
     from eventcount.labels import read_count_table, write_count_table
-    from eventcount.prepare import check_count_table, expand_sources, make_count_table
+    from eventcount.prepare import RECORDING_EXTENSIONS, check_count_table, expand_sources, make_count_table
 
     options = sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude)
     if check is not None:
@@ -143,7 +143,8 @@ def prepare(
     window_s = seconds(window, "--window")
     mapping = run(read_class_map, class_map) if class_map else None
     wanted = [c.strip() for c in classes.split(",")] if classes else None
-    recordings = run(expand_sources, sources)
+    extensions = RECORDING_EXTENSIONS | ({".csv"} if options else set())
+    recordings = [p for p in run(expand_sources, sources, extensions) if ".events." not in p.name]
     table = run(make_count_table, recordings, events, mapping, wanted, window_s or None, seconds(hop, "--hop"), options)
     run(write_count_table, output, table)
     _print_summary(run(check_count_table, table, options), table.classes)
@@ -182,7 +183,8 @@ def _stretch_factors(text: str | None) -> list[float] | None:
     return sorted({round(float(f), 4) for f in factors})
 
 
-def _configs(config_file: Path | None, size: str | None) -> tuple[TrainConfig, FrontendConfig, NetworkConfig]:
+def _configs(config_file: Path | None, size: str | None) -> tuple[TrainConfig, FrontendConfig, NetworkConfig,
+                                                                  DecodeConfig]:
     from eventcount.config import from_dict, load_yaml
 
     data = run(load_yaml, config_file) if config_file else {}
@@ -192,7 +194,8 @@ def _configs(config_file: Path | None, size: str | None) -> tuple[TrainConfig, F
     if "network" in sections:
         network = run(from_dict, NetworkConfig, {**dataclasses.asdict(network), **sections["network"]}, "network")
     frontend = run(from_dict, FrontendConfig, sections.get("frontend", {}), f"{config_file} frontend")
-    return run(from_dict, TrainConfig, train_values, f"{config_file}"), frontend, network
+    decode = run(from_dict, DecodeConfig, sections.get("decode", {}), f"{config_file} decode")
+    return run(from_dict, TrainConfig, train_values, f"{config_file}"), frontend, network, decode
 
 
 @app.command()
@@ -240,7 +243,7 @@ def train(
     from eventcount.config import ModelSpec
     from eventcount.labels import read_count_table
 
-    train_cfg, frontend_cfg, network_cfg = _configs(config, size)
+    train_cfg, frontend_cfg, network_cfg, decode_cfg = _configs(config, size)
     flags = {"loss": loss, "steps": steps, "batch_size": batch_size, "learning_rate": lr, "cmax": cmax,
              "val_fraction": val_fraction, "seed": seed, "device": device, "num_threads": threads,
              "context_s": seconds(context, "--context"), "stretch_factors": _stretch_factors(stretch),
@@ -256,7 +259,7 @@ def train(
     table = run(read_count_table, counts)
     val_table = run(read_count_table, val) if val else None
     table, val_table = _select_classes(table, val_table, classes)
-    spec = ModelSpec(classes=table.classes, frontend=frontend_cfg, network=network_cfg, decode=DecodeConfig())
+    spec = ModelSpec(classes=table.classes, frontend=frontend_cfg, network=network_cfg, decode=decode_cfg)
     mapping = run(read_class_map, class_map) if class_map else None
     summary = _run_training(table, spec, train_cfg, output, val_table, events, mapping, val_events, calibrate_lag,
                             resume)
@@ -331,7 +334,7 @@ def _print_training(summary: dict, output: Path) -> None:
 def detect(
     inputs: Annotated[list[Path], typer.Argument(help="Recordings or folders of recordings.")],
     model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name (see `eventcount models list`) or a .pt file.")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (one input) or folder (several).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (one input, with an extension) or folder.")] = None,
     fmt: Annotated[str, typer.Option("--format", help="tsv, csv, audacity, jams or midi.")] = "tsv",
     threshold: Annotated[float | None, typer.Option(help="Detection threshold for every class (default: the model's).")] = None,
     tta: Annotated[int, typer.Option(help="Average this many time-stretched passes (more accurate, slower).")] = 1,
@@ -366,7 +369,8 @@ def detect(
     for path in files:
         target = None
         if output is not None:
-            target = output if single and not output.is_dir() else output_path(output, path, fmt)
+            to_file = single and not output.is_dir() and output.suffix != ""
+            target = output if to_file else output_path(output, path, fmt)
             if target.exists() and not overwrite:
                 err.print(f"[red]error:[/] {target} exists; use --overwrite to replace it", highlight=False)
                 failures += 1

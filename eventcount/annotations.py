@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from eventcount.errors import EventcountError
+from eventcount.units import is_number
 
 EVENT_SUFFIXES = (".events.tsv", ".events.csv", ".tsv", ".txt", ".csv", ".labels.txt")
 TIME_COLUMNS = ("time_s", "time", "onset", "onset_s", "timestamp", "start")
@@ -56,14 +57,6 @@ def _number(path: Path, line_no: int, cell: str, what: str) -> float:
     return value
 
 
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
-
-
 def _read_text_events(path: Path, text: str, default_label: str) -> list[Event]:
     events = []
     first = True
@@ -75,13 +68,13 @@ def _read_text_events(path: Path, text: str, default_label: str) -> list[Event]:
         cells = stripped.split("\t") if "\t" in stripped else stripped.split()
         cells = [c.strip() for c in cells]
         is_first, first = first, False
-        if is_first and not _is_number(cells[0]):
+        if is_first and not is_number(cells[0]):
             continue  # a header line such as "time_s<TAB>label", possibly after comments
         time_s = _number(path, line_no, cells[0], "the event time in seconds (first column)")
         if time_s < 0:
             raise EventcountError(f"{path}:{line_no}: event time {time_s} is negative")
-        second_is_time = len(cells) >= 2 and _is_number(cells[1])
-        if second_is_time and (audacity_file or (len(cells) >= 3 and not _is_number(cells[2]))):
+        second_is_time = len(cells) >= 2 and is_number(cells[1])
+        if second_is_time and (audacity_file or (len(cells) >= 3 and not is_number(cells[2]))):
             events.append(Event(time_s, cells[2] if len(cells) >= 3 else default_label))  # Audacity: start, end, label
             continue
         label = cells[1] if len(cells) >= 2 and cells[1] else default_label
@@ -105,7 +98,7 @@ def _read_csv_events(path: Path, text: str, default_label: str) -> list[Event]:
     header = rows[0]
     time_col = _find_column(header, TIME_COLUMNS)
     if time_col is None:
-        if _is_number(header[0]):
+        if is_number(header[0]):
             return _read_text_events(path, text.replace(",", "\t"), default_label)
         raise EventcountError(
             f"{path}:1: no time column; expected one of {', '.join(TIME_COLUMNS)} in the header, got {header}"

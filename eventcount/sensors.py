@@ -27,6 +27,7 @@ import numpy as np
 
 from eventcount.errors import EventcountError
 from eventcount.signals import Signal
+from eventcount.units import is_number
 
 logger = logging.getLogger(__name__)
 
@@ -214,7 +215,7 @@ def _read_header(text: str, name: str, delimiter_option: str | None) -> _Table:
         raise EventcountError(f"{name}: no data rows (the file is empty or holds only comments)")
     delimiter = _delimiter(delimiter_option, line)
     fields = _split_fields(line, delimiter)
-    has_header = not any(_is_number(field) for field in fields)
+    has_header = not any(is_number(field) for field in fields)
     if has_header:
         table = _Table(name, delimiter, [f.strip() for f in fields], True, text[end + 1:], line_no + 1, [])
     else:
@@ -249,14 +250,6 @@ def _split_fields(line: str, delimiter: str | None) -> list[str]:
     if '"' not in line:
         return line.split(delimiter)
     return next(csv.reader([line], delimiter=delimiter))
-
-
-def _is_number(cell: str) -> bool:
-    try:
-        float(cell)
-    except ValueError:
-        return False
-    return True
 
 
 # ---------------------------------------------------------------------------------------------- columns
@@ -298,7 +291,7 @@ def _choose_layout(table: _Table, options: SensorOptions) -> _Layout:
         raise EventcountError(f"{table.name}: no numeric value columns besides the time column among the "
                               f"columns {_listing(table)}; choose them with --columns")
     filter_numeric = (filter_col is not None and _looks_numeric(table.sample, filter_col)
-                      and _is_number(str(options.filter_value)))
+                      and is_number(str(options.filter_value)))
     return _Layout(time_col, scale, guessed, value_cols, filter_col, filter_numeric)
 
 
@@ -332,7 +325,7 @@ def _looks_numeric(sample: list[list[str]], column: int) -> bool:
     """True when most sampled cells of a column that are not missing are numbers (typos are errors later)."""
     cells = [row[column].strip() for row in sample if column < len(row)]
     present = [cell for cell in cells if cell.lower() not in _MISSING]
-    return bool(present) and 2 * sum(_is_number(cell) for cell in present) >= len(present)
+    return bool(present) and 2 * sum(is_number(cell) for cell in present) >= len(present)
 
 
 def _split_unit(name: str) -> tuple[str, str | None]:

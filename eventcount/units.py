@@ -33,3 +33,12 @@ def parse_size(text: str | int, what: str = "size") -> int:
     if not match or match.group(2).lower() not in _SIZE_UNITS:
         raise EventcountError(f"{what}: expected a size such as 500MB, 2GB or a number of bytes, got {text!r}")
     return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def is_number(text: str) -> bool:
+    """Whether a text cell parses as a float (numbers in event files, CSV headers versus data rows)."""
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -60,16 +60,20 @@ def show_progress() -> bool:
     return out.is_terminal and log.level <= logging.INFO
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"eventcount {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say more about what is happening.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
 ) -> None:
     """Find when short events happen in recordings — learning from counts alone."""
-    if version:
-        out.print(f"eventcount {__version__}")
-        raise typer.Exit()
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     log.setLevel(level)

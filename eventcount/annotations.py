@@ -12,7 +12,8 @@ import numpy as np
 from eventcount.errors import EventcountError
 from eventcount.units import is_number
 
-EVENT_SUFFIXES = (".events.tsv", ".events.csv", ".tsv", ".txt", ".csv", ".labels.txt")
+# event-file name endings, most specific first (so `a.events.tsv` is stem `a`, not `a.events`)
+EVENT_SUFFIXES = (".events.tsv", ".events.csv", ".events.txt", ".labels.txt", ".tsv", ".txt", ".csv")
 TIME_COLUMNS = ("time_s", "time", "onset", "onset_s", "timestamp", "start")
 LABEL_COLUMNS = ("label", "class", "instrument", "name", "note")
 

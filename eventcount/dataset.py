@@ -58,26 +58,24 @@ class ClipData:
         self.factors = factors
         self.recordings: dict[Path, Recording] = {}
         paths = table.recordings()
-        signals = {}
-        for path in paths:
-            signals[path] = read_signal(path, sensor_options=frontend.sensor)
-        first = next(iter(signals.values()))
+        signals = [read_signal(path, sensor_options=frontend.sensor) for path in paths]
         if frontend.kind == "sensor":
-            frontend.sensor["channels"] = int(first.data.shape[1])
+            frontend.sensor["channels"] = int(signals[0].data.shape[1])
         self.channels = int(frontend.sensor.get("channels", 1)) if frontend.kind == "sensor" else 1
         extractor = FeatureExtractor(frontend, self.channels)
+        prepared = [extractor.prepare(signal) for signal in signals]  # resampled once, at the working rate
+        del signals
         if fit_prior:
-            fit_norm_prior(frontend, extractor, [extractor.prepare(signals[p]) for p in paths[:NORM_PRIOR_RECORDINGS]])
+            fit_norm_prior(frontend, extractor, prepared[:NORM_PRIOR_RECORDINGS])
             extractor = FeatureExtractor(frontend, self.channels)
         rate = working_rate(frontend)
-        for i, path in enumerate(paths):
-            samples = extractor.prepare(signals.pop(path))
+        for i, (path, samples) in enumerate(zip(paths, prepared, strict=True)):
             feats = {f: extractor(stretch(samples, rate, f)).half() for f in factors}
             events = load_events(path, events_dir, table.classes, class_map) if with_events else None
             self.recordings[path] = Recording(path, samples.shape[-1] / rate, feats, events)
             if progress:
                 progress(i + 1, len(paths))
-        self.clips = [c for c in table.clips]
+        self.clips = list(table.clips)
 
     @property
     def n_features(self) -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 import mir_eval
 import numpy as np
 
-from eventcount.annotations import events_by_class, read_events
+from eventcount.annotations import EVENT_SUFFIXES, events_by_class, read_events
 from eventcount.atomic import atomic_write
 from eventcount.errors import EventcountError
 
@@ -97,13 +97,10 @@ def evaluate(files: list[tuple[str, dict[str, np.ndarray], dict[str, np.ndarray]
     return report
 
 
-EVENT_FILE_SUFFIXES = (".events.tsv", ".events.csv", ".labels.txt", ".events.txt", ".tsv", ".txt", ".csv")
-
-
 def event_file_stem(path: Path) -> str:
     """A recording's stem from its event file name (`song.events.tsv` -> `song`)."""
     name = path.name
-    for suffix in EVENT_FILE_SUFFIXES:
+    for suffix in EVENT_SUFFIXES:
         if name.lower().endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
@@ -116,7 +113,7 @@ def _event_files(path: Path) -> dict[str, Path]:
         raise EventcountError(f"{path}: no such file or directory")
     files: dict[str, Path] = {}
     for candidate in sorted(path.rglob("*"), key=_suffix_rank):
-        if candidate.is_file() and candidate.name.lower().endswith(EVENT_FILE_SUFFIXES) and \
+        if candidate.is_file() and candidate.name.lower().endswith(EVENT_SUFFIXES) and \
                 not candidate.name.startswith("."):
             files.setdefault(str(candidate.parent.relative_to(path) / event_file_stem(candidate)), candidate)
     return files
@@ -126,7 +123,7 @@ def _suffix_rank(path: Path) -> tuple[int, str]:
     """Sort key: the most specific event-file suffix first, so `walk.events.tsv` wins over a recording
     `walk.csv` (a sensor file) in the same folder."""
     name = path.name.lower()
-    rank = next((i for i, suffix in enumerate(EVENT_FILE_SUFFIXES) if name.endswith(suffix)), len(EVENT_FILE_SUFFIXES))
+    rank = next((i for i, suffix in enumerate(EVENT_SUFFIXES) if name.endswith(suffix)), len(EVENT_SUFFIXES))
     return rank, str(path)
 
 

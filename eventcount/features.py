@@ -153,7 +153,7 @@ class FeatureExtractor:
             empty = torch.zeros(2, 0, n_bins)
             return empty, state.mean, state.var, state.previous
         a = self.alpha
-        mean, zi_mean = scipy.signal.lfilter([a], [1, -(1 - a)], raw, axis=0, zi=((1 - a) * mean0)[None])
+        mean, _ = scipy.signal.lfilter([a], [1, -(1 - a)], raw, axis=0, zi=((1 - a) * mean0)[None])
         mean_before = np.vstack([mean0[None], mean[:-1]])
         dev2 = (raw - mean_before) ** 2
         var, _ = scipy.signal.lfilter([a * (1 - a)], [1, -(1 - a)], dev2, axis=0, zi=((1 - a) * var0)[None])
@@ -161,7 +161,7 @@ class FeatureExtractor:
         previous = raw[0] if state.previous is None else state.previous
         diff = np.diff(raw, axis=0, prepend=previous[None])
         values = np.stack([(raw - mean) * scale, diff * scale]).astype(np.float32)
-        return torch.from_numpy(values), zi_mean[0] / (1 - a), var[-1], raw[-1]
+        return torch.from_numpy(values), mean[-1], var[-1], raw[-1]
 
     def _initial_stats(self, raw: np.ndarray, state: FeatureState, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
         if state.mean is not None:

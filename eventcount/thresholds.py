@@ -9,7 +9,7 @@ import torch
 
 from eventcount.config import ModelSpec
 from eventcount.dataset import ClipData, load_events
-from eventcount.decode import pick_class
+from eventcount.decode import class_threshold, pick_class
 from eventcount.errors import EventcountError
 from eventcount.evaluate import match_counts
 from eventcount.network import CRNN
@@ -48,12 +48,13 @@ def _f1(data: ClipData, times: dict[Path, np.ndarray], name: str) -> float:
     return float(total.scores()["f_measure"])
 
 
-def choose_thresholds(model: CRNN, spec: ModelSpec, data: ClipData, by_f1: bool) -> tuple[dict, dict]:
+def choose_thresholds(probs: dict[Path, np.ndarray], spec: ModelSpec, data: ClipData,
+                      by_f1: bool) -> tuple[dict, dict]:
     """Per-class thresholds maximising F1 at 50 ms (if `by_f1`, needs event times) or count agreement.
 
+    `probs` are the recordings' probabilities (`recording_probabilities`).
     Returns ({class: threshold}, {class: {"threshold", "criterion", "value"}}).
     """
-    probs = recording_probabilities(model, data)
     rate, dec = spec.frontend.frame_rate, spec.decode
     thresholds, scores = {}, {}
     for d, name in enumerate(spec.classes):
@@ -70,10 +71,9 @@ def choose_thresholds(model: CRNN, spec: ModelSpec, data: ClipData, by_f1: bool)
     return thresholds, scores
 
 
-def calibrate_lag(model: CRNN, spec: ModelSpec, data: ClipData, events_dir: Path,
+def calibrate_lag(probs: dict[Path, np.ndarray], spec: ModelSpec, events_dir: Path,
                   class_map: dict[str, str] | None) -> float:
     """The median timing offset (estimate - reference) on validation recordings with timestamps in `events_dir`."""
-    probs = recording_probabilities(model, data)
     offsets: list[float] = []
     for path, pr in probs.items():
         try:
@@ -81,7 +81,7 @@ def calibrate_lag(model: CRNN, spec: ModelSpec, data: ClipData, events_dir: Path
         except EventcountError:
             continue
         for d, name in enumerate(spec.classes):
-            times = pick_class(pr[:, d], spec.frontend.frame_rate, spec.decode.thresholds.get(name, 0.5),
+            times = pick_class(pr[:, d], spec.frontend.frame_rate, class_threshold(spec.decode, name),
                                spec.decode.min_distance_s)[0]
             offsets += match_counts(events.get(name, np.empty(0)), times, LAG_TOLERANCE_S).offsets_s
     if not offsets:

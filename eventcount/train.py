@@ -15,13 +15,14 @@ import numpy as np
 import torch
 
 from eventcount import losses
+from eventcount.atomic import atomic_write
 from eventcount.checkpoint import save_model
 from eventcount.config import ModelSpec, TrainConfig
 from eventcount.dataset import Batch, ClipData
 from eventcount.errors import EventcountError
 from eventcount.labels import CountTable
 from eventcount.network import CRNN
-from eventcount.thresholds import calibrate_lag, choose_thresholds
+from eventcount.thresholds import calibrate_lag, choose_thresholds, recording_probabilities
 
 LOSSES = ("counts", "softloc", "ce")
 
@@ -177,12 +178,14 @@ def train(
                               history, out, on_step)
     stage("choosing decoding thresholds on the validation data")
     model.eval()
-    summary = _finish(model, spec, config, train_data, val_data, history, started, interrupted, timed_validation)
+    val_probs = recording_probabilities(model, val_data)
+    summary = _finish(val_probs, spec, config, train_data, val_data, history, started, interrupted,
+                      timed_validation)
     save_model(out, model, spec, train_data.n_features, summary)  # kept even if the calibration below fails
     if not interrupted:
         resume_path(out).unlink(missing_ok=True)
     if calibrate_lag_dir is not None:
-        spec.decode.lag_s = calibrate_lag(model, spec, val_data, calibrate_lag_dir, class_map)
+        spec.decode.lag_s = calibrate_lag(val_probs, spec, calibrate_lag_dir, class_map)
         summary["calibrated_lag_s"] = spec.decode.lag_s
         save_model(out, model, spec, train_data.n_features, summary)
     return summary
@@ -219,8 +222,8 @@ def _train_loop(model, optimizer, scheduler, train_data, val_data, config, spec,
     return False
 
 
-def _finish(model, spec, config, train_data, val_data, history, started, interrupted, timed_validation) -> dict:
-    thresholds, threshold_scores = choose_thresholds(model, spec, val_data, by_f1=timed_validation)
+def _finish(val_probs, spec, config, train_data, val_data, history, started, interrupted, timed_validation) -> dict:
+    thresholds, threshold_scores = choose_thresholds(val_probs, spec, val_data, by_f1=timed_validation)
     spec.decode.thresholds = thresholds
     return {
         "loss": config.loss,
@@ -242,8 +245,6 @@ def _finish(model, spec, config, train_data, val_data, history, started, interru
 
 
 def _save_resume(out: Path, model, optimizer, scheduler, step: int, history: list) -> None:
-    from eventcount.atomic import atomic_write
-
     state = {"step": step, "history": history, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict()}
     with atomic_write(resume_path(out), "wb") as handle:

@@ -12,7 +12,7 @@ from eventcount.errors import EventcountError
 from eventcount.labels import Clip, CountTable
 from eventcount.signals import AUDIO_EXTENSIONS, signal_duration
 
-DEFAULT_WINDOW_S = 0.25  # short windows keep a counts-only model from firing late (BENCHMARKS.md)
+DEFAULT_WINDOW_S = 0.25  # shorter windows make a counts-only model fire less late (BENCHMARKS.md)
 RECORDING_EXTENSIONS = AUDIO_EXTENSIONS | {".npy"}
 
 

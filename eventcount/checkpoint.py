@@ -75,7 +75,8 @@ def load_model(name: str | Path | None = None) -> tuple[CRNN, ModelSpec, dict[st
     try:
         spec = ModelSpec(
             classes=list(payload["classes"]),
-            frontend=from_dict(FrontendConfig, payload["frontend"], f"{path} frontend"),
+            frontend=from_dict(FrontendConfig, {"detection_delay_frames": 0, **payload["frontend"]},
+                               f"{path} frontend"),  # files from before the detection delay: none
             network=from_dict(NetworkConfig, payload["network"], f"{path} network"),
             decode=from_dict(DecodeConfig, payload["decode"], f"{path} decode"),
         )

@@ -33,6 +33,18 @@ class FrontendConfig:
     norm_prior_mean: list[float] | None = None
     norm_prior_std: list[float] | None = None
     sensor: dict[str, Any] = field(default_factory=dict)
+    detection_delay_frames: int | None = None
+
+    def detection_delay(self) -> int:
+        """Frames from the frame an event falls in to the first frame that clearly sees it.
+
+        1 for audio: the causal window is Hann-tapered and ends with the frame's own samples, so an onset in
+        the frame's last milliseconds is nearly invisible until the next frame. 0 for sensors (a frame holds
+        its own samples untapered). `detection_delay_frames` overrides it.
+        """
+        if self.detection_delay_frames is not None:
+            return self.detection_delay_frames
+        return 1 if self.kind == "audio" else 0
 
 
 @dataclass

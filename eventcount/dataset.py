@@ -11,7 +11,7 @@ import torch
 from eventcount.annotations import events_by_class, find_event_file, read_events
 from eventcount.augment import stretch
 from eventcount.config import FrontendConfig
-from eventcount.features import FeatureExtractor, event_frames, fit_norm_prior, to_frame, working_rate
+from eventcount.features import FeatureExtractor, detection_frames, fit_norm_prior, to_frame, working_rate
 from eventcount.labels import Clip, CountTable
 from eventcount.signals import read_signal
 
@@ -82,13 +82,15 @@ class ClipData:
         return next(iter(next(iter(self.recordings.values())).features.values())).shape[2]
 
     def clip_frames(self, clip: Clip, factor: float) -> tuple[int, int]:
-        """Labelled frame range [a, b) of a clip in the copy stretched by `factor`."""
+        """Labelled frame range [a, b) of a clip in the copy stretched by `factor`: the detection frames of
+        its interval (shifted by the front end's detection delay, as the targets are)."""
         rec = self.recordings[clip.path]
         n = rec.features[factor].shape[1]
         start = clip.start_s or 0.0
         end = clip.end_s if clip.end_s is not None else rec.duration_s
-        a = min(to_frame(start * factor, self.frontend.frame_rate), n)
-        return a, max(a, min(to_frame(end * factor, self.frontend.frame_rate), n))
+        delay = self.frontend.detection_delay()
+        a = min(to_frame(start * factor, self.frontend.frame_rate) + delay, n)
+        return a, max(a, min(to_frame(end * factor, self.frontend.frame_rate) + delay, n))
 
     def batch(self, indices: list[int], factors: list[float], context: int, with_targets: bool) -> Batch:
         """Assemble clips `indices` (each stretched by its factor) into a padded batch."""
@@ -119,7 +121,7 @@ class ClipData:
             raise ValueError(f"{clip.path}: no event times loaded (give --events)")
         target = torch.zeros(b - a, len(self.table.classes))
         for d, name in enumerate(self.table.classes):
-            frames = event_frames(events.get(name, np.empty(0)) * factor, self.frontend.frame_rate) - a
+            frames = detection_frames(events.get(name, np.empty(0)) * factor, self.frontend) - a
             frames = frames[(frames >= 0) & (frames < b - a)]
             target[frames, d] = 1.0
         return target

@@ -56,11 +56,14 @@ def class_threshold(config: DecodeConfig, name: str) -> float:
     return config.thresholds.get(name, config.threshold)
 
 
-def pick_events(probs: np.ndarray, frame_rate: float, classes: list[str], config: DecodeConfig) -> list[Event]:
-    """All classes: probabilities [T, D] -> events sorted by time."""
+def pick_events(probs: np.ndarray, frame_rate: float, classes: list[str], config: DecodeConfig,
+                delay_frames: int = 0) -> list[Event]:
+    """All classes: probabilities [T, D] -> events sorted by time, moved back by the front end's detection
+    delay (`FrontendConfig.detection_delay`) and the configured lag."""
     events = []
+    lag_s = config.lag_s + delay_frames / frame_rate
     for d, name in enumerate(classes):
         times, confidence = pick_class(probs[:, d], frame_rate, class_threshold(config, name),
-                                       config.min_distance_s, config.lag_s)
+                                       config.min_distance_s, lag_s)
         events += [Event(float(t), name, float(c)) for t, c in zip(times, confidence, strict=True)]
     return sorted(events, key=lambda e: (e.time_s, e.label))

@@ -3,7 +3,10 @@
 Frame t stands for the interval [t / frame_rate, (t + 1) / frame_rate): an event at time tau belongs to frame
 floor(tau * frame_rate), and a detection at frame t is reported at the interval's centre. For audio, frame t is
 the STFT window that *ends* with the samples of that interval, so frames are causal and the window never sees
-the future. Features have two channels: the normalised values and their first time difference.
+the future. That window is tapered, so an event is first seen clearly `FrontendConfig.detection_delay()` frames
+after the frame it falls in (1 for audio): training targets and clip labels use that *detection frame*
+(`detection_frames`; `ClipData.clip_frames`), and decoding moves a detection back by the same amount.
+Features have two channels: the normalised values and their first time difference.
 """
 
 from __future__ import annotations
@@ -28,6 +31,11 @@ VAR_FLOOR = 1e-2
 def event_frames(times_s: np.ndarray, frame_rate: float) -> np.ndarray:
     """Frame index [n] (int64) that each event time (seconds) belongs to."""
     return np.floor(np.asarray(times_s, dtype=np.float64) * frame_rate + 1e-9).astype(np.int64)
+
+
+def detection_frames(times_s: np.ndarray, config: FrontendConfig) -> np.ndarray:
+    """The frame [n] in which a causal model should report each event (its frame + the detection delay)."""
+    return event_frames(times_s, config.frame_rate) + config.detection_delay()
 
 
 def frame_times(frames: np.ndarray | int, frame_rate: float) -> np.ndarray:

@@ -107,7 +107,8 @@ class Detector:
         return self.activations(read_signal(path, sensor_options=options), tta)
 
     def decode(self, probs: np.ndarray, config: DecodeConfig | None = None) -> list[Event]:
-        return pick_events(probs, self.frame_rate, self.spec.classes, config or self.spec.decode)
+        return pick_events(probs, self.frame_rate, self.spec.classes, config or self.spec.decode,
+                           self.spec.frontend.detection_delay())
 
 
 def _resampled_blocks(path: str | Path, new_rate: float, block_s: float) -> Iterator[torch.Tensor]:

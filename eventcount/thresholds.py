@@ -56,11 +56,12 @@ def choose_thresholds(probs: dict[Path, np.ndarray], spec: ModelSpec, data: Clip
     Returns ({class: threshold}, {class: {"threshold", "criterion", "value"}}).
     """
     rate, dec = spec.frontend.frame_rate, spec.decode
+    lag_s = dec.lag_s + spec.frontend.detection_delay() / rate
     thresholds, scores = {}, {}
     for d, name in enumerate(spec.classes):
         results = []
         for threshold in THRESHOLD_GRID:
-            times = {p: pick_class(pr[:, d], rate, threshold, dec.min_distance_s, dec.lag_s)[0]
+            times = {p: pick_class(pr[:, d], rate, threshold, dec.min_distance_s, lag_s)[0]
                      for p, pr in probs.items()}
             value = _f1(data, times, name) if by_f1 else -_count_error(data, times, d)
             results.append((value, -abs(threshold - 0.5), float(threshold)))
@@ -75,6 +76,7 @@ def calibrate_lag(probs: dict[Path, np.ndarray], spec: ModelSpec, events_dir: Pa
                   class_map: dict[str, str] | None) -> float:
     """The median timing offset (estimate - reference) on validation recordings with timestamps in `events_dir`."""
     offsets: list[float] = []
+    delay_s = spec.frontend.detection_delay() / spec.frontend.frame_rate
     for path, pr in probs.items():
         try:
             events = load_events(path, events_dir, spec.classes, class_map)
@@ -82,7 +84,7 @@ def calibrate_lag(probs: dict[Path, np.ndarray], spec: ModelSpec, events_dir: Pa
             continue
         for d, name in enumerate(spec.classes):
             times = pick_class(pr[:, d], spec.frontend.frame_rate, class_threshold(spec.decode, name),
-                               spec.decode.min_distance_s)[0]
+                               spec.decode.min_distance_s, delay_s)[0]
             offsets += match_counts(events.get(name, np.empty(0)), times, LAG_TOLERANCE_S).offsets_s
     if not offsets:
         raise EventcountError(f"--calibrate-lag: no validation recording has matching timestamps in {events_dir}")

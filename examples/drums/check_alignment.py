@@ -24,6 +24,7 @@ import librosa
 import numpy as np
 import render_groove as rg
 import soundfile as sf
+from hydrogen_kits import HydrogenKit, render_hits
 
 
 def parse_args() -> argparse.Namespace:
@@ -31,6 +32,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("folder", type=Path, help="output folder of render_groove.py")
     p.add_argument("--groove", type=Path, default=rg.default_groove_dir())
     p.add_argument("--files", type=int, default=3, help="check this many files (the longest ones)")
+    p.add_argument("--seed", type=int, default=0, help="the --seed the files were rendered with")
     return p.parse_args()
 
 
@@ -67,9 +69,12 @@ def librosa_check(audio: np.ndarray, sr: int, labels: np.ndarray) -> str:
             f"(10%..90% {q10:+.2f}..{q90:+.2f})")
 
 
-def solo_audio(kit: rg.Kit, midi: Path, notes: set[int], sr: int, n: int) -> np.ndarray:
+def solo_audio(kit: rg.AnyKit, midi: Path, notes: set[int], sr: int, n: int, stem: str, seed: int) -> np.ndarray:
     """The performance rendered with only `notes` (and the hi-hat pedal controller), as written."""
     score = rg.read_score(midi)
+    if isinstance(kit, HydrogenKit):  # same seed as the file: the same instruments play the notes
+        hits = [h for h in score.hits if h[1] in notes]
+        return render_hits(kit, hits, sr, n, np.random.default_rng(rg.file_seed(seed, stem)))[0]
     keep = [(ms, m) for ms, m in score.messages if not hasattr(m, "note") or m.note in notes]
     end = score.last_hit_ms + int(1000 * rg.TAIL_S) + 500
     with tempfile.TemporaryDirectory() as tmp:
@@ -107,16 +112,17 @@ def high_energy(audio: np.ndarray, sr: int, cutoff: float = 4000.0) -> float:
     return float(spectrum[np.fft.rfftfreq(audio.size, 1 / sr) >= cutoff].sum())
 
 
-def check_file(folder: Path, row: dict, kits: dict[str, rg.Kit], groove: Path, classes: dict[int, str]) -> None:
+def check_file(folder: Path, row: dict, kits: dict[str, rg.AnyKit], groove: Path, classes: dict[int, str],
+               seed: int) -> None:
     audio, sr = sf.read(folder / f"{row['stem']}.wav", dtype="float32")
     times, notes = read_labels(folder / f"{row['stem']}.events.tsv")
     print(f"{row['stem']} ({float(row['duration_s']):.0f} s, augment: {bool(row['augment'])})")
     print("  " + librosa_check(audio, sr, times))
     kit, midi = kits[row["kit"]], groove / "midi" / row["midi"]
-    full = solo_audio(kit, midi, set(range(128)), sr, audio.size)
+    full = solo_audio(kit, midi, set(range(128)), sr, audio.size, row["stem"], seed)
     for name in sorted(set(classes.values())):
         wanted = {n for n, c in classes.items() if c == name}
-        solo = solo_audio(kit, midi, wanted, sr, audio.size)
+        solo = solo_audio(kit, midi, wanted, sr, audio.size, row["stem"], seed)
         print(f"  solo {name}: " + solo_check(solo, full, sr, times[np.isin(notes, list(wanted))]))
 
 
@@ -125,10 +131,11 @@ def main() -> None:
     with (args.folder / "manifest.csv").open(newline="", encoding="utf-8") as handle:
         rows = sorted(csv.DictReader(handle), key=lambda r: -float(r["duration_s"]))
     calibration = json.loads((args.folder / "calibration.json").read_text(encoding="utf-8"))
-    kits = {c["kit"]: rg.Kit(Path(c["soundfont"]), c["program"]) for c in calibration}
+    kits = {c["kit"]: HydrogenKit(Path(c["hydrogen_kit"])) if "hydrogen_kit" in c
+            else rg.Kit(Path(c["soundfont"]), c["program"]) for c in calibration}
     classes = rg.read_class_map(rg.CLASSES_YAML)
     for row in rows[: args.files]:
-        check_file(args.folder, row, kits, args.groove, classes)
+        check_file(args.folder, row, kits, args.groove, classes, args.seed)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as taf
 import yaml
+from hydrogen_kits import HydrogenKit, distractor_hits, find_kit, is_drum_kit, render_hits
 from scipy.signal import fftconvolve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -91,7 +92,8 @@ class Score:
         return max((ms for ms, _, _ in self.hits), default=0)
 
 
-Pick = tuple[Performance, Kit]
+AnyKit = Kit | HydrogenKit
+Pick = tuple[Performance, AnyKit]
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ class Job:
     """Everything a worker needs to render one performance with one kit."""
 
     performance: Performance
-    kit: Kit
+    kit: AnyKit
     latency: dict[int, list[float]]
     out_dir: Path
     sample_rate: int
@@ -107,7 +109,9 @@ class Job:
     augment: bool
     seed: int
     overwrite: bool
-    fluidsynth: str
+    fluidsynth: str | None
+    distractors: tuple[HydrogenKit, ...] = ()
+    distractor_prob: float = 0.0
 
     @property
     def stem(self) -> str:
@@ -138,6 +142,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--soundfont", action="append", dest="soundfonts", metavar="PATH[@PROGRAM]",
                    help="soundfont (.sf2/.sf3), optionally with a drum preset number (e.g. @16 Power kit); "
                         f"repeatable (default: {DEFAULT_SOUNDFONT})")
+    p.add_argument("--hydrogen-kit", action="append", dest="hydrogen_kits", default=[], metavar="NAME|DIR",
+                   help="a real sampled kit in Hydrogen's format: a folder with drumkit.xml, or a kit name from "
+                        "the Debian package hydrogen-drumkits (e.g. 'The Black Pearl 1.0'); repeatable")
+    p.add_argument("--distractors", action="append", default=[], metavar="NAME|DIR",
+                   help="a Hydrogen kit (e.g. 'Gimme A Hand 1.0') whose hits are mixed in at random times, "
+                        "unlabelled; repeatable")
+    p.add_argument("--distractor-prob", type=float, default=0.5,
+                   help="fraction of files that get distractor hits (with --distractors)")
     p.add_argument("--all-kits", action="store_true",
                    help="render every performance with every soundfont (default: one each, in turn)")
     p.add_argument("--limit", type=int, help="at most this many performances")
@@ -163,6 +175,17 @@ def parse_kit(spec: str) -> Kit:
     kit = Kit(Path(path), int(program) if program else 0)
     if not kit.soundfont.is_file():
         sys.exit(f"error: soundfont {kit.soundfont} not found")
+    return kit
+
+
+def parse_hydrogen_kit(spec: str, rate: int, drums: bool) -> HydrogenKit:
+    try:
+        kit = find_kit(spec)
+    except ValueError as error:
+        sys.exit(f"error: {error}")
+    if drums and not is_drum_kit(kit, rate):
+        sys.exit(f"error: Hydrogen kit {kit.folder} has no kick, snare or hi-hat that its instrument names "
+                 "reveal; use it with --distractors instead")
     return kit
 
 
@@ -426,19 +449,40 @@ def render_job(job: Job) -> Result:
     if not job.overwrite and wav.is_file() and tsv.is_file():
         return existing_result(job, wav, tsv)
     score = read_score(job.performance.midi)
-    labels = sorted((label_time(ms, note, vel, job.latency), note) for ms, note, vel in score.hits)
-    end_s = (labels[-1][0] if labels else 0.0) + TAIL_S
-    midi = build_midi(score.messages, job.kit.program, score.last_hit_ms + int(1000 * TAIL_S) + 500)
-    with tempfile.TemporaryDirectory() as tmp:
-        audio = run_fluidsynth(job.fluidsynth, job.kit, midi, Path(tmp))
-    audio = peak_normalise(to_rate(fit_length(audio, round(end_s * RENDER_RATE)), job.sample_rate))
+    rng = np.random.default_rng(file_seed(job.seed, job.stem))
+    if isinstance(job.kit, HydrogenKit):
+        n_samples = round((score.last_hit_ms / 1000 + TAIL_S) * job.sample_rate)
+        audio, labels = render_hits(job.kit, score.hits, job.sample_rate, n_samples, rng)
+        labels.sort()
+    else:
+        labels = sorted((label_time(ms, note, vel, job.latency), note) for ms, note, vel in score.hits)
+        end_s = (labels[-1][0] if labels else 0.0) + TAIL_S
+        midi = build_midi(score.messages, job.kit.program, score.last_hit_ms + int(1000 * TAIL_S) + 500)
+        with tempfile.TemporaryDirectory() as tmp:
+            audio = run_fluidsynth(job.fluidsynth, job.kit, midi, Path(tmp))
+        audio = to_rate(fit_length(audio, round(end_s * RENDER_RATE)), job.sample_rate)
+    audio = peak_normalise(audio)
     params: dict = {}
+    if job.distractors and rng.random() < job.distractor_prob:
+        audio, params["distractors"] = add_distractors(audio, job, rng)
     if job.augment:
-        audio, params = augment(audio, job.sample_rate, np.random.default_rng(file_seed(job.seed, job.stem)))
+        audio, augmented = augment(audio, job.sample_rate, rng)
+        params.update(augmented)
     write_wav(wav, audio, job.sample_rate, job.subtype)
     write_events(tsv, labels, job)
     return Result(job.stem, job.kit.name, audio.size / job.sample_rate, Counter(n for _, n in labels),
                   augment=params)
+
+
+def add_distractors(audio: np.ndarray, job: Job, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Mix in unlabelled hits of a random distractor kit, 6-20 dB below the drums (RMS), and renormalise."""
+    kit = job.distractors[int(rng.integers(len(job.distractors)))]
+    extra = distractor_hits(kit, job.sample_rate, audio.size / job.sample_rate, rng)
+    level_db = float(rng.uniform(-20, -6))
+    rms = np.sqrt(np.mean(extra**2))
+    if rms > 0:
+        audio = peak_normalise(audio + extra * np.sqrt(np.mean(audio**2)) / rms * 10 ** (level_db / 20))
+    return audio, {"kit": kit.name, "level_db": round(level_db, 2)}
 
 
 def fit_length(audio: np.ndarray, n: int) -> np.ndarray:
@@ -544,18 +588,24 @@ def print_calibration(cal: dict) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse_args(argv)
-    exe = require_fluidsynth()
-    kits = [parse_kit(s) for s in args.soundfonts or [DEFAULT_SOUNDFONT]]
+    soundfonts = args.soundfonts or ([] if args.hydrogen_kits else [DEFAULT_SOUNDFONT])
+    exe = require_fluidsynth() if soundfonts else None
+    kits: list[AnyKit] = [parse_kit(s) for s in soundfonts]
+    kits += [parse_hydrogen_kit(s, args.sample_rate, drums=True) for s in args.hydrogen_kits]
+    distractors = tuple(parse_hydrogen_kit(s, args.sample_rate, drums=False) for s in args.distractors)
     performances = load_performances(args.groove, args.split)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
-    calibrations = {kit: calibrate(exe, kit, args.seed, args.sample_rate) for kit in kits}
+    calibrations = {kit: calibrate(exe, kit, args.seed, args.sample_rate) for kit in kits if isinstance(kit, Kit)}
     for cal in calibrations.values():
         print_calibration(cal)
-    (args.out / "calibration.json").write_text(json.dumps(list(calibrations.values()), indent=1) + "\n")
+    sampled = [{"kit": kit.name, "hydrogen_kit": str(kit.folder), "labels": "onset of each hit's sample"}
+               for kit in kits if isinstance(kit, HydrogenKit)]
+    (args.out / "calibration.json").write_text(json.dumps([*calibrations.values(), *sampled], indent=1) + "\n")
     shutil.copy(CLASSES_YAML, args.out / "classes.yaml")
-    jobs = [Job(perf, kit, calibrations[kit]["latency_s"], args.out, args.sample_rate, args.subtype,
-                args.augment, args.seed, args.overwrite, exe) for perf, kit in select(performances, kits, args)]
+    jobs = [Job(perf, kit, calibrations[kit]["latency_s"] if kit in calibrations else {}, args.out, args.sample_rate,
+                args.subtype, args.augment, args.seed, args.overwrite, exe, distractors, args.distractor_prob)
+            for perf, kit in select(performances, kits, args)]
     print(f"rendering {len(jobs)} files to {args.out} with {args.jobs} process(es)", flush=True)
     with multiprocessing.Pool(args.jobs, initializer=init_worker) as pool:
         results = []

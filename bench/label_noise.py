@@ -23,7 +23,7 @@ from eventcount.annotations import events_by_class, find_event_file, read_class_
 from eventcount.config import ModelSpec, TrainConfig
 from eventcount.evaluate import evaluate
 from eventcount.inference import Detector
-from eventcount.prepare import make_count_table
+from eventcount.prepare import DEFAULT_WINDOW_S, make_count_table
 from eventcount.train import train
 
 SIGMAS_MS = (0, 50, 100, 150, 200)
@@ -43,9 +43,10 @@ def score(model: Path, files: list[Path], class_map: dict[str, str], classes: li
     return evaluate(scored, classes, 0.05)["mean"]["f_measure"]
 
 
-def noisy_label_f1(files: list[Path], class_map: dict[str, str], classes: list[str], sigma_s: float) -> float:
+def noisy_label_f1(files: list[Path], class_map: dict[str, str], classes: list[str], sigma_s: float,
+                   seed: int = 0) -> float:
     """F1 of the perturbed timestamps against the clean ones (what the labels alone would score)."""
-    rng = np.random.default_rng(7919)
+    rng = np.random.default_rng(7919 + seed)
     scored = []
     for path in files:
         reference = events_by_class(read_events(find_event_file(path, None)), classes, class_map)
@@ -66,36 +67,55 @@ def main() -> None:
     parser.add_argument("--test-files", type=int, default=30)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--sigmas", default=",".join(map(str, SIGMAS_MS)))
+    parser.add_argument("--losses", default="counts,ce,softloc")
+    parser.add_argument("--seeds", default="0", help="comma-separated; the table shows the mean over seeds")
+    parser.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="counts clip length, seconds")
+    parser.add_argument("--window-timestamps", type=float, default=DEFAULT_WINDOW_S,
+                        help="clip length for ce and softloc, seconds")
     args = parser.parse_args()
     class_map = read_class_map(args.class_map)
     classes = list(dict.fromkeys(class_map.values()))
-    train_table = make_count_table(recordings(args.train, args.train_files), None, class_map, classes)
+    train_files = recordings(args.train, args.train_files)
+    tables = {w: make_count_table(train_files, None, class_map, classes, window_s=w)
+              for w in {args.window, args.window_timestamps}}
     val_table = make_count_table(recordings(args.val, args.val_files), None, class_map, classes)
     test_files = recordings(args.test, args.test_files, args.val_files if args.test == args.val else 0)
     args.out.mkdir(parents=True, exist_ok=True)
-    base = TrainConfig(steps=args.steps, seed=0, validate_every=max(1, args.steps // 4))
-    results: dict[str, dict[int, float]] = {"counts": {}, "ce": {}, "softloc": {}, "noisy labels": {}}
-    for sigma_ms in (int(s) for s in args.sigmas.split(",")):
-        for loss in ("counts", "ce", "softloc"):
-            if loss == "counts" and results["counts"]:
-                results["counts"][sigma_ms] = next(iter(results["counts"].values()))
-                continue
-            config = dataclasses.replace(base, loss=loss, label_noise_s=sigma_ms / 1000)
-            model = args.out / f"{loss}_{sigma_ms}ms.pt"
-            started = time.time()
-            train(train_table, ModelSpec(classes=classes), config, model, val_table=val_table, class_map=class_map)
-            results[loss][sigma_ms] = score(model, test_files, class_map, classes)
-            print(f"{loss} sigma {sigma_ms} ms: F1 {results[loss][sigma_ms]:.4f} ({time.time() - started:.0f} s)",
-                  flush=True)
-        results["noisy labels"][sigma_ms] = noisy_label_f1(test_files, class_map, classes, sigma_ms / 1000)
-    (args.out / "results.json").write_text(json.dumps(results, indent=1))
-    sigmas = list(results["ce"])
-    print(f"\n{len(train_table.recordings())} training recordings, {args.steps} steps, test: {len(test_files)} files")
+    sigmas = [int(s) for s in args.sigmas.split(",")]
+    losses = args.losses.split(",")
+    results: dict[str, dict[int, list[float]]] = {name: {s: [] for s in sigmas}
+                                                  for name in [*losses, "noisy labels"]}
+    for seed in (int(s) for s in args.seeds.split(",")):
+        base = TrainConfig(steps=args.steps, seed=seed, validate_every=max(1, args.steps // 4))
+        for sigma_ms in sigmas:
+            for loss in losses:
+                if loss == "counts" and sigma_ms != sigmas[0]:  # uses no timestamps: one run per seed
+                    results[loss][sigma_ms].append(results[loss][sigmas[0]][-1])
+                    continue
+                config = dataclasses.replace(base, loss=loss, label_noise_s=sigma_ms / 1000)
+                model = args.out / f"{loss}_{sigma_ms}ms_seed{seed}.pt"
+                table = tables[args.window if loss == "counts" else args.window_timestamps]
+                started = time.time()
+                train(table, ModelSpec(classes=classes), config, model, val_table=val_table, class_map=class_map)
+                results[loss][sigma_ms].append(score(model, test_files, class_map, classes))
+                print(f"seed {seed} {loss} sigma {sigma_ms} ms: F1 {results[loss][sigma_ms][-1]:.4f} "
+                      f"({time.time() - started:.0f} s)", flush=True)
+            results["noisy labels"][sigma_ms].append(
+                noisy_label_f1(test_files, class_map, classes, sigma_ms / 1000, seed))
+            (args.out / "results.json").write_text(json.dumps(results, indent=1))
+    print(f"\n{len(train_files)} training recordings, {args.steps} steps, windows {args.window} s (counts) / "
+          f"{args.window_timestamps} s (ce, softloc), seeds {args.seeds}, test: {len(test_files)} files")
     print("| loss | " + " | ".join(f"σ = {s} ms" for s in sigmas) + " |")
-    print("|---|" + "---|" * len(sigmas))
+    print("|---|" + "---:|" * len(sigmas))
     for loss, row in results.items():
-        print(f"| {loss} | " + " | ".join(f"{row[s]:.3f}" for s in sigmas) + " |")
+        print(f"| {loss} | " + " | ".join(cell(row[s]) for s in sigmas) + " |")
 
+
+def cell(values: list[float]) -> str:
+    """Mean over seeds, with the spread (max - min) when there are several."""
+    if len(values) == 1:
+        return f"{values[0]:.3f}"
+    return f"{np.mean(values):.3f} ± {(max(values) - min(values)) / 2:.3f}"
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,7 @@
 """Label-noise robustness: counts vs cross-entropy vs SoftLoc when training timestamps are misaligned.
 
     python bench/label_noise.py --train DIR --val DIR --test DIR --class-map classes.yaml [--out DIR]
+    python bench/label_noise.py --report DIR/results.json [--report-seeds N]   # table of a (partial) run
 
 For sigma in {0, 50, 100, 150, 200} ms every training timestamp is moved once by Gaussian noise (seeded;
 validation and test timestamps stay clean), then `ce` and `softloc` are trained on the same clips; `counts`
@@ -57,10 +58,10 @@ def noisy_label_f1(files: list[Path], class_map: dict[str, str], classes: list[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train", type=Path, required=True)
-    parser.add_argument("--val", type=Path, required=True)
-    parser.add_argument("--test", type=Path, required=True)
-    parser.add_argument("--class-map", type=Path, required=True)
+    parser.add_argument("--train", type=Path)
+    parser.add_argument("--val", type=Path)
+    parser.add_argument("--test", type=Path)
+    parser.add_argument("--class-map", type=Path)
     parser.add_argument("--out", type=Path, default=Path("label_noise_runs"))
     parser.add_argument("--train-files", type=int, default=60)
     parser.add_argument("--val-files", type=int, default=12)
@@ -72,7 +73,16 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="counts clip length, seconds")
     parser.add_argument("--window-timestamps", type=float, default=DEFAULT_WINDOW_S,
                         help="clip length for ce and softloc, seconds")
+    parser.add_argument("--report", type=Path, metavar="RESULTS_JSON",
+                        help="only print the table of a finished or interrupted run's results.json")
+    parser.add_argument("--report-seeds", type=int, help="with --report: use the first N seeds of each cell")
     args = parser.parse_args()
+    if args.report:
+        loaded = json.loads(args.report.read_text(encoding="utf-8"))
+        print_table({loss: {int(s): v for s, v in row.items()} for loss, row in loaded.items()}, args.report_seeds)
+        return
+    if not all((args.train, args.val, args.test, args.class_map)):
+        parser.error("--train, --val, --test and --class-map are required (or --report)")
     class_map = read_class_map(args.class_map)
     classes = list(dict.fromkeys(class_map.values()))
     train_files = recordings(args.train, args.train_files)
@@ -105,14 +115,22 @@ def main() -> None:
             (args.out / "results.json").write_text(json.dumps(results, indent=1))
     print(f"\n{len(train_files)} training recordings, {args.steps} steps, windows {args.window} s (counts) / "
           f"{args.window_timestamps} s (ce, softloc), seeds {args.seeds}, test: {len(test_files)} files")
+    print_table(results)
+
+
+def print_table(results: dict[str, dict[int, list[float]]], seeds: int | None = None) -> None:
+    """Markdown table of mean F1 (± half the range over seeds), from the first `seeds` runs of each cell."""
+    sigmas = list(next(iter(results.values())))
     print("| loss | " + " | ".join(f"σ = {s} ms" for s in sigmas) + " |")
     print("|---|" + "---:|" * len(sigmas))
     for loss, row in results.items():
-        print(f"| {loss} | " + " | ".join(cell(row[s]) for s in sigmas) + " |")
+        print(f"| {loss} | " + " | ".join(cell(row[s][:seeds]) for s in sigmas) + " |")
 
 
 def cell(values: list[float]) -> str:
     """Mean over seeds, with the spread (max - min) when there are several."""
+    if not values:
+        return "–"
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{np.mean(values):.3f} ± {(max(values) - min(values)) / 2:.3f}"

@@ -1,7 +1,7 @@
 """Label-noise robustness: counts vs cross-entropy vs SoftLoc when training timestamps are misaligned.
 
     python bench/label_noise.py --train DIR --val DIR --test DIR --class-map classes.yaml [--out DIR]
-    python bench/label_noise.py --report DIR/results.json [--report-seeds N]   # table of a (partial) run
+    python bench/label_noise.py --report DIR/results.json [...] [--report-seeds N]   # table of (partial) runs
 
 For sigma in {0, 50, 100, 150, 200} ms every training timestamp is moved once by Gaussian noise (seeded;
 validation and test timestamps stay clean), then `ce` and `softloc` are trained on the same clips; `counts`
@@ -73,13 +73,18 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="counts clip length, seconds")
     parser.add_argument("--window-timestamps", type=float, default=DEFAULT_WINDOW_S,
                         help="clip length for ce and softloc, seconds")
-    parser.add_argument("--report", type=Path, metavar="RESULTS_JSON",
-                        help="only print the table of a finished or interrupted run's results.json")
+    parser.add_argument("--report", type=Path, nargs="+", metavar="RESULTS_JSON",
+                        help="only print the table of finished or interrupted runs' results.json files "
+                             "(several: runs of other seeds, pooled)")
     parser.add_argument("--report-seeds", type=int, help="with --report: use the first N seeds of each cell")
     args = parser.parse_args()
     if args.report:
-        loaded = json.loads(args.report.read_text(encoding="utf-8"))
-        print_table({loss: {int(s): v for s, v in row.items()} for loss, row in loaded.items()}, args.report_seeds)
+        pooled: dict[str, dict[int, list[float]]] = {}
+        for path in args.report:
+            for loss, row in json.loads(path.read_text(encoding="utf-8")).items():
+                for sigma, values in row.items():
+                    pooled.setdefault(loss, {}).setdefault(int(sigma), []).extend(values)
+        print_table(pooled, args.report_seeds)
         return
     if not all((args.train, args.val, args.test, args.class_map)):
         parser.error("--train, --val, --test and --class-map are required (or --report)")

@@ -26,7 +26,8 @@ def detect_file(detector: Detector, path: Path, decode: DecodeConfig, fmt: str =
     events = detector.decode(probs, decode)
     if activations:
         folder = target.parent if target is not None else Path(".")
-        save_activations(folder / f"{path.stem}.activations.npz", probs, detector.frame_rate, detector.spec.classes)
+        save_activations(folder / f"{path.stem}.activations.npz", probs, detector.frame_rate, detector.spec.classes,
+                         detector.spec.frontend.detection_delay())
     options = {"duration_s": probs.shape[0] / detector.frame_rate}
     if target is not None:
         write_events(target, events, fmt, **options)

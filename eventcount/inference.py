@@ -140,13 +140,16 @@ def _resample_span(buffer: np.ndarray, buffer_start: int, ratio: Fraction, first
     return out[first - offset: None if end is None else end - offset]
 
 
-def save_activations(path: str | Path, probs: np.ndarray, frame_rate: float, classes: list[str]) -> None:
-    """Write activations (.npz: probabilities [T, D], frame_rate, classes) atomically."""
+def save_activations(path: str | Path, probs: np.ndarray, frame_rate: float, classes: list[str],
+                     delay_frames: int = 0) -> None:
+    """Write activations (.npz: probabilities [T, D], frame_rate, classes, detection_delay_frames) atomically."""
     with atomic_write(path, "wb") as handle:
         np.savez_compressed(handle, probabilities=probs.astype(np.float32), frame_rate=frame_rate,
-                            classes=np.asarray(classes))
+                            classes=np.asarray(classes), detection_delay_frames=delay_frames)
 
 
-def load_activations(path: str | Path) -> tuple[np.ndarray, float, list[str]]:
+def load_activations(path: str | Path) -> tuple[np.ndarray, float, list[str], int]:
+    """(probabilities, frame_rate, classes, detection delay in frames): what `decode.pick_events` needs."""
     with np.load(path, allow_pickle=False) as data:
-        return data["probabilities"], float(data["frame_rate"]), [str(c) for c in data["classes"]]
+        delay = int(data["detection_delay_frames"]) if "detection_delay_frames" in data else 0
+        return data["probabilities"], float(data["frame_rate"]), [str(c) for c in data["classes"]], delay

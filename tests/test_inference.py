@@ -129,6 +129,6 @@ def test_tta_activations_keep_the_frame_count(detector: Detector, wav: Path) -> 
 
 def test_activations_round_trip(tmp_path: Path) -> None:
     probs = np.random.default_rng(3).uniform(size=(50, 2)).astype(np.float32)
-    save_activations(tmp_path / "song.npz", probs, 100.0, ["a", "b"])
-    loaded, frame_rate, classes = load_activations(tmp_path / "song.npz")
-    assert np.array_equal(loaded, probs) and frame_rate == 100.0 and classes == ["a", "b"]
+    save_activations(tmp_path / "song.npz", probs, 100.0, ["a", "b"], delay_frames=1)
+    loaded, frame_rate, classes, delay = load_activations(tmp_path / "song.npz")
+    assert np.array_equal(loaded, probs) and frame_rate == 100.0 and classes == ["a", "b"] and delay == 1

@@ -22,9 +22,9 @@ from pathlib import Path
 import librosa
 import numpy as np
 import soundfile as sf
+from onsets import hit_onset
 
 HYDROGEN_DIR = Path("/usr/share/hydrogen/data/drumkits")
-ONSET_DB = -20.0
 CHOKE_FADE_S = 0.01
 
 # Instrument kinds, recognised from instrument names (first match wins; order matters).
@@ -129,18 +129,6 @@ def read_sample(path: Path, rate: int) -> np.ndarray:
     return librosa.resample(audio, orig_sr=sr, target_sr=rate, res_type="soxr_hq") if sr != rate else audio
 
 
-def onset_delay(audio: np.ndarray, rate: int) -> float | None:
-    """Seconds from the start of a sample to its first crossing of ONSET_DB below its peak (interpolated)."""
-    magnitude = np.abs(audio)
-    peak = float(magnitude.max(initial=0.0))
-    if peak < 1e-5:
-        return None
-    threshold = peak * 10 ** (ONSET_DB / 20)
-    i = int(np.argmax(magnitude >= threshold))
-    below = magnitude[i - 1] if i else 0.0
-    return (i - 1 + (threshold - below) / (magnitude[i] - below)) / rate if i else 0.0
-
-
 @functools.lru_cache(maxsize=4)
 def load_kit(kit: HydrogenKit, rate: int) -> tuple[Instrument, ...]:
     """The kit's instruments with their samples resampled to `rate` (silent or missing samples dropped)."""
@@ -156,7 +144,7 @@ def load_kit(kit: HydrogenKit, rate: int) -> tuple[Instrument, ...]:
             if not filename or not path.is_file() or _text(node, "isMuted") == "true":
                 continue
             audio = read_sample(path, rate) * float(_text(layer, "gain", "1"))
-            delay = onset_delay(audio, rate)
+            delay = hit_onset(audio, rate, 0.0, (audio.size + 1) / rate)
             if delay is not None:
                 layers.append(Layer(float(_text(layer, "min", "0")), float(_text(layer, "max", "1")), audio, delay))
         if layers:

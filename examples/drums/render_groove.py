@@ -39,6 +39,7 @@ import torch
 import torchaudio.functional as taf
 import yaml
 from hydrogen_kits import HydrogenKit, distractor_hits, find_kit, is_drum_kit, render_hits
+from onsets import hit_onset
 from scipy.signal import fftconvolve
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -52,7 +53,6 @@ BLOCK = 64  # fluidsynth's internal block length in samples: notes start on bloc
 SYNTH_GAIN = 0.5
 TAIL_S = 1.0  # audio kept after the last hit
 PEAK = 10 ** (-1 / 20)  # peak level after normalisation (-1 dBFS)
-ONSET_DB = -20.0  # a hit's onset: first sample within this many dB of the hit's peak
 CALIBRATION_NOTES = tuple(range(35, 60))
 CALIBRATION_REPEATS = 4
 
@@ -278,22 +278,6 @@ def note_start_sample(ms: int) -> int:
     """
     blocks = -(-ms * RENDER_RATE // (1000 * BLOCK))  # ceil
     return blocks * BLOCK
-
-
-def hit_onset(audio: np.ndarray, rate: int, start_s: float, window_s: float = 0.1) -> float | None:
-    """Time (s) of the first crossing, after `start_s`, of ONSET_DB below the hit's peak; None if silent.
-
-    The crossing is interpolated between samples.
-    """
-    first = int(start_s * rate)
-    segment = np.abs(audio[first:first + int(window_s * rate)])
-    peak = float(segment.max(initial=0.0))
-    if peak < 1e-5:
-        return None
-    threshold = peak * 10 ** (ONSET_DB / 20)
-    i = int(np.argmax(segment >= threshold))
-    below = segment[i - 1] if i else 0.0
-    return (first + i - 1 + (threshold - below) / (segment[i] - below)) / rate
 
 
 def to_rate(audio: np.ndarray, rate: int) -> np.ndarray:

@@ -34,16 +34,17 @@ class Signal:
 
 AUDIO_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".opus", ".w64", ".caf"}
 SENSOR_EXTENSIONS = {".csv", ".npy", ".txt"}
+SENSOR_RECORDING_EXTENSIONS = frozenset({".csv", ".npy"})  # what folders are searched for; .txt is too ambiguous
 
 
 def recording_extensions(kind: str) -> set[str]:
     """File extensions a frontend of this kind ("audio" or "sensor") reads from folders."""
-    return {".csv", ".npy"} if kind == "sensor" else set(AUDIO_EXTENSIONS)
+    return set(SENSOR_RECORDING_EXTENSIONS if kind == "sensor" else AUDIO_EXTENSIONS)
 
 
 def is_sensor_file(name: str) -> bool:
     """Whether a file name looks like a sensor recording (CSV or .npy) rather than audio."""
-    return Path(name).suffix.lower() in {".csv", ".npy"}
+    return Path(name).suffix.lower() in SENSOR_RECORDING_EXTENSIONS
 
 
 def read_signal(

@@ -1,0 +1,58 @@
+"""Which hits a model misses: recall per MIDI velocity band and for a hit's second of two within 100 ms.
+
+    python examples/drums/recall_by_velocity.py /work/data/groove/val_heldout DETECTED_DIR --class KD
+
+REFERENCE is a folder written by render_groove.py (its manifest.csv names each file's MIDI performance);
+DETECTED_DIR holds `eventcount detect` output for its recordings. Hits are matched with mir_eval at 50 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+
+import mir_eval
+import numpy as np
+import render_groove as rg
+
+from eventcount.annotations import events_by_class, read_events
+from eventcount.evaluate import event_file_stem
+
+BANDS = ((0, 20), (20, 40), (40, 60), (60, 80), (80, 100), (100, 128))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("reference", type=Path)
+    p.add_argument("detected", type=Path)
+    p.add_argument("--class", dest="name", default="KD")
+    p.add_argument("--groove", type=Path, default=rg.default_groove_dir())
+    args = p.parse_args()
+    notes = {n for n, c in rg.read_class_map(rg.CLASSES_YAML).items() if c == args.name}
+    detected = {event_file_stem(f): f for f in args.detected.iterdir()}
+    velocities, found, close = [], [], []
+    for row in csv.DictReader((args.reference / "manifest.csv").open(newline="", encoding="utf-8")):
+        hits = sorted((ms, vel) for ms, note, vel in rg.read_score(args.groove / "midi" / row["midi"]).hits
+                      if note in notes)
+        labels = read_events(args.reference / f"{row['stem']}.events.tsv")
+        times = np.array(sorted(e.time_s for e in labels if int(e.label) in notes))
+        if row["stem"] not in detected or len(times) != len(hits):
+            continue
+        estimate = events_by_class(read_events(detected[row["stem"]]), [args.name])[args.name]
+        hit = np.zeros(len(times), bool)
+        hit[[i for i, _ in mir_eval.util.match_events(times, estimate, 0.05)]] = True
+        velocities += [vel for _, vel in hits]
+        found += list(hit)
+        close += list(np.diff(times, prepend=-1.0) < 0.1)
+    velocities, found, close = np.array(velocities), np.array(found), np.array(close)
+    print(f"{args.name}: {found.size} hits, recall {found.mean():.3f}")
+    for low, high in BANDS:
+        band = (velocities >= low) & (velocities < high)
+        print(f"  velocity {low:3d}-{high - 1:3d}: {band.sum():6d} hits ({band.mean():.0%}), "
+              f"recall {found[band].mean() if band.any() else float('nan'):.3f}")
+    print(f"  second of two hits within 100 ms: {close.sum()} hits, recall {found[close].mean():.3f}")
+
+
+if __name__ == "__main__":
+    main()

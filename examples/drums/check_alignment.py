@@ -69,12 +69,13 @@ def librosa_check(audio: np.ndarray, sr: int, labels: np.ndarray) -> str:
             f"(10%..90% {q10:+.2f}..{q90:+.2f})")
 
 
-def solo_audio(kit: rg.AnyKit, midi: Path, notes: set[int], sr: int, n: int, stem: str, seed: int) -> np.ndarray:
+def solo_audio(kit: rg.AnyKit, midi: Path, notes: set[int], sr: int, n: int, stem: str, seed: int,
+               vary: bool = False) -> np.ndarray:
     """The performance rendered with only `notes` (and the hi-hat pedal controller), as written."""
     score = rg.read_score(midi)
-    if isinstance(kit, HydrogenKit):  # same seed as the file: the same instruments play the notes
+    if isinstance(kit, HydrogenKit):  # same seed as the file: the same instruments (and variations) play
         hits = [h for h in score.hits if h[1] in notes]
-        return render_hits(kit, hits, sr, n, np.random.default_rng(rg.file_seed(seed, stem)))[0]
+        return render_hits(kit, hits, sr, n, np.random.default_rng(rg.file_seed(seed, stem)), vary)[0]
     keep = [(ms, m) for ms, m in score.messages if not hasattr(m, "note") or m.note in notes]
     end = score.last_hit_ms + int(1000 * rg.TAIL_S) + 500
     with tempfile.TemporaryDirectory() as tmp:
@@ -119,10 +120,11 @@ def check_file(folder: Path, row: dict, kits: dict[str, rg.AnyKit], groove: Path
     print(f"{row['stem']} ({float(row['duration_s']):.0f} s, augment: {bool(row['augment'])})")
     print("  " + librosa_check(audio, sr, times))
     kit, midi = kits[row["kit"]], groove / "midi" / row["midi"]
-    full = solo_audio(kit, midi, set(range(128)), sr, audio.size, row["stem"], seed)
+    vary = "instruments" in json.loads(row["augment"] or "{}")
+    full = solo_audio(kit, midi, set(range(128)), sr, audio.size, row["stem"], seed, vary)
     for name in sorted(set(classes.values())):
         wanted = {n for n, c in classes.items() if c == name}
-        solo = solo_audio(kit, midi, wanted, sr, audio.size, row["stem"], seed)
+        solo = solo_audio(kit, midi, wanted, sr, audio.size, row["stem"], seed, vary)
         print(f"  solo {name}: " + solo_check(solo, full, sr, times[np.isin(notes, list(wanted))]))
 
 

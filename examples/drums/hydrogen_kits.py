@@ -7,6 +7,10 @@ by the next hi-hat hit, as on a real kit. The label of a hit is its MIDI time pl
 of its sample to the sample's onset (the first crossing of -20 dB below the peak, as for the soundfonts),
 so labels are exact by construction.
 
+With `vary`, each file also gets its own version of the kit (`Variation`): every instrument is re-pitched
+(resampled, which also stretches its decay), re-balanced in level and, sometimes, damped, so that a dozen
+sampled kits stand for many more. The onsets of the changed samples are measured again, so labels stay exact.
+
 Kits without a kick, a snare and a hi-hat (hand percussion, djembes) can still serve as *distractors*:
 their hits are mixed in at random times and are not labelled.
 """
@@ -153,6 +157,30 @@ def load_kit(kit: HydrogenKit, rate: int) -> tuple[Instrument, ...]:
     return tuple(instruments)
 
 
+@dataclass(frozen=True)
+class Variation:
+    """How one file changes one instrument: pitch (semitones, by resampling), level (dB), damping (s or 0)."""
+
+    semitones: float
+    level_db: float
+    damping_s: float
+
+    @classmethod
+    def draw(cls, rng: np.random.Generator) -> Variation:
+        damping = float(rng.uniform(0.04, 0.3)) if rng.random() < 0.4 else 0.0
+        return cls(round(float(rng.uniform(-4, 4)), 2), round(float(rng.uniform(-6, 6)), 2), round(damping, 3))
+
+    def apply(self, layer: Layer, rate: int) -> Layer:
+        """The layer's sample re-pitched, re-levelled and damped, with its onset measured again."""
+        speed = 2 ** (self.semitones / 12)
+        audio = librosa.resample(layer.audio, orig_sr=rate, target_sr=rate / speed, res_type="soxr_hq")
+        audio = audio * 10 ** (self.level_db / 20)
+        if self.damping_s > 0:
+            audio = audio * np.exp(-np.arange(audio.size) / (self.damping_s * rate))
+        onset = hit_onset(audio, rate, 0.0, (audio.size + 1) / rate)
+        return Layer(layer.low, layer.high, audio, layer.onset_s / speed if onset is None else onset)
+
+
 def note_map(instruments: tuple[Instrument, ...], rng: np.random.Generator) -> dict[int, Instrument]:
     """One instrument per GM note (a random one where the kit has several of the preferred kind)."""
     by_kind: dict[str, list[Instrument]] = {}
@@ -176,12 +204,19 @@ def is_drum_kit(kit: HydrogenKit, rate: int) -> bool:
 
 
 def render_hits(kit: HydrogenKit, hits: list[tuple[int, int, int]], rate: int, n_samples: int,
-                rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[float, int]]]:
-    """Play (ms, GM note, velocity) hits with the kit: mono audio of `n_samples` and (onset_s, note) labels.
+                rng: np.random.Generator, vary: bool = False,
+                ) -> tuple[np.ndarray, list[tuple[float, int]], dict[str, Variation]]:
+    """Play (ms, GM note, velocity) hits with the kit: mono audio of `n_samples`, (onset_s, note) labels and
+    the variation of each instrument played (empty unless `vary`).
 
     Notes the kit cannot play are left out of the audio and of the labels.
     """
     mapping = note_map(load_kit(kit, rate), rng)
+    variations: dict[str, Variation] = {}
+    for inst in mapping.values() if vary else ():
+        if inst.name not in variations:
+            variations[inst.name] = Variation.draw(rng)
+    varied: dict[int, Layer] = {}
     audio = np.zeros(n_samples, dtype=np.float64)
     labels: list[tuple[float, int]] = []
     hat_starts = sorted(round(ms * rate / 1000) for ms, note, _ in hits if note in HI_HAT_NOTES and note in mapping)
@@ -193,13 +228,17 @@ def render_hits(kit: HydrogenKit, hits: list[tuple[int, int, int]], rate: int, n
         if start >= n_samples:
             continue
         layer = inst.layer(velocity / 127, rng)
+        if vary:
+            if id(layer) not in varied:
+                varied[id(layer)] = variations[inst.name].apply(layer, rate)
+            layer = varied[id(layer)]
         sample = layer.audio * (inst.gain * velocity / 127)
         if note in HI_HAT_NOTES:
             sample = choke(sample, start, hat_starts, rate)
         end = min(n_samples, start + sample.size)
         audio[start:end] += sample[: end - start]
         labels.append((start / rate + layer.onset_s, note))
-    return audio, labels
+    return audio, labels, variations
 
 
 def choke(sample: np.ndarray, start: int, hat_starts: list[int], rate: int) -> np.ndarray:

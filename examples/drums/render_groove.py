@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -112,6 +113,7 @@ class Job:
     fluidsynth: str | None
     distractors: tuple[HydrogenKit, ...] = ()
     distractor_prob: float = 0.0
+    vary_instruments: bool = False
 
     @property
     def stem(self) -> str:
@@ -161,6 +163,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the performance order, kits and augmentation")
     p.add_argument("--jobs", type=int, default=1, help="parallel rendering processes")
     p.add_argument("--augment", action="store_true", help="random gain, EQ, room reverb and noise per file")
+    p.add_argument("--vary-instruments", action="store_true",
+                   help="Hydrogen kits: re-pitch (+-4 semitones), re-level (+-6 dB) and sometimes damp each "
+                        "instrument, per file")
     p.add_argument("--overwrite", action="store_true", help="re-render files that already exist")
     return p.parse_args(argv)
 
@@ -434,10 +439,14 @@ def render_job(job: Job) -> Result:
         return existing_result(job, wav, tsv)
     score = read_score(job.performance.midi)
     rng = np.random.default_rng(file_seed(job.seed, job.stem))
+    params: dict = {}
     if isinstance(job.kit, HydrogenKit):
         n_samples = round((score.last_hit_ms / 1000 + TAIL_S) * job.sample_rate)
-        audio, labels = render_hits(job.kit, score.hits, job.sample_rate, n_samples, rng)
+        audio, labels, variations = render_hits(job.kit, score.hits, job.sample_rate, n_samples, rng,
+                                                job.vary_instruments)
         labels.sort()
+        if variations:
+            params["instruments"] = {name: dataclasses.asdict(v) for name, v in variations.items()}
     else:
         labels = sorted((label_time(ms, note, vel, job.latency), note) for ms, note, vel in score.hits)
         end_s = (labels[-1][0] if labels else 0.0) + TAIL_S
@@ -446,7 +455,6 @@ def render_job(job: Job) -> Result:
             audio = run_fluidsynth(job.fluidsynth, job.kit, midi, Path(tmp))
         audio = to_rate(fit_length(audio, round(end_s * RENDER_RATE)), job.sample_rate)
     audio = peak_normalise(audio)
-    params: dict = {}
     if job.distractors and rng.random() < job.distractor_prob:
         audio, params["distractors"] = add_distractors(audio, job, rng)
     if job.augment:
@@ -588,7 +596,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     (args.out / "calibration.json").write_text(json.dumps([*calibrations.values(), *sampled], indent=1) + "\n")
     shutil.copy(CLASSES_YAML, args.out / "classes.yaml")
     jobs = [Job(perf, kit, calibrations[kit]["latency_s"] if kit in calibrations else {}, args.out, args.sample_rate,
-                args.subtype, args.augment, args.seed, args.overwrite, exe, distractors, args.distractor_prob)
+                args.subtype, args.augment, args.seed, args.overwrite, exe, distractors, args.distractor_prob,
+                args.vary_instruments)
             for perf, kit in select(performances, kits, args)]
     print(f"rendering {len(jobs)} files to {args.out} with {args.jobs} process(es)", flush=True)
     with multiprocessing.Pool(args.jobs, initializer=init_worker) as pool:

@@ -237,7 +237,7 @@ def render_hits(kit: HydrogenKit, hits: list[tuple[int, int, int]], rate: int, n
             sample = choke(sample, start, hat_starts, rate)
         end = min(n_samples, start + sample.size)
         audio[start:end] += sample[: end - start]
-        labels.append((start / rate + layer.onset_s, note))
+        labels.append((max(0.0, start / rate + layer.onset_s), note))  # a sample at full level from its start
     return audio, labels, variations
 
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from eventcount.annotations import events_by_class, find_event_file, read_class_map, read_events
 from eventcount.config import ModelSpec, TrainConfig
@@ -28,6 +29,9 @@ from eventcount.prepare import DEFAULT_WINDOW_S, make_count_table
 from eventcount.train import train
 
 SIGMAS_MS = (0, 50, 100, 150, 200)
+# --losses names besides the losses themselves: softloc whose counting term takes each clip's count from its
+# timestamps as they are (before the count distribution over uncertain clip edges became the default)
+VARIANTS = {"softloc_plain": ("softloc", {"edge_count_prior": False})}
 
 
 def recordings(folder: Path, limit: int, skip: int = 0) -> list[Path]:
@@ -68,11 +72,15 @@ def main() -> None:
     parser.add_argument("--test-files", type=int, default=30)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--sigmas", default=",".join(map(str, SIGMAS_MS)))
-    parser.add_argument("--losses", default="counts,ce,softloc")
+    parser.add_argument("--losses", default="counts,ce,softloc",
+                        help="comma-separated: counts, ce, softloc, softloc_plain (softloc counting the clip "
+                             "timestamps as they are, without the uncertain-edge count distribution)")
     parser.add_argument("--seeds", default="0", help="comma-separated; the table shows the mean over seeds")
     parser.add_argument("--window", type=float, default=DEFAULT_WINDOW_S, help="counts clip length, seconds")
     parser.add_argument("--window-timestamps", type=float, default=DEFAULT_WINDOW_S,
                         help="clip length for ce and softloc, seconds")
+    parser.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                        help="a TrainConfig option for every run, e.g. alpha_end=0.97 (repeatable)")
     parser.add_argument("--report", type=Path, nargs="+", metavar="RESULTS_JSON",
                         help="only print the table of finished or interrupted runs' results.json files "
                              "(several: runs of other seeds, pooled)")
@@ -101,15 +109,17 @@ def main() -> None:
     results: dict[str, dict[int, list[float]]] = {name: {s: [] for s in sigmas}
                                                   for name in [*losses, "noisy labels"]}
     for seed in (int(s) for s in args.seeds.split(",")):
-        base = TrainConfig(steps=args.steps, seed=seed, validate_every=max(1, args.steps // 4))
+        base = TrainConfig(steps=args.steps, seed=seed, validate_every=max(1, args.steps // 4),
+                           **train_options(args.set))
         for sigma_ms in sigmas:
             for loss in losses:
                 if loss == "counts" and sigma_ms != sigmas[0]:  # uses no timestamps: one run per seed
                     results[loss][sigma_ms].append(results[loss][sigmas[0]][-1])
                     continue
-                config = dataclasses.replace(base, loss=loss, label_noise_s=sigma_ms / 1000)
+                name, options = VARIANTS.get(loss, (loss, {}))
+                config = dataclasses.replace(base, loss=name, label_noise_s=sigma_ms / 1000, **options)
                 model = args.out / f"{loss}_{sigma_ms}ms_seed{seed}.pt"
-                table = tables[args.window if loss == "counts" else args.window_timestamps]
+                table = tables[args.window if name == "counts" else args.window_timestamps]
                 started = time.time()
                 train(table, ModelSpec(classes=classes), config, model, val_table=val_table, class_map=class_map)
                 results[loss][sigma_ms].append(score(model, test_files, class_map, classes))
@@ -121,6 +131,18 @@ def main() -> None:
     print(f"\n{len(train_files)} training recordings, {args.steps} steps, windows {args.window} s (counts) / "
           f"{args.window_timestamps} s (ce, softloc), seeds {args.seeds}, test: {len(test_files)} files")
     print_table(results)
+
+
+def train_options(settings: list[str]) -> dict:
+    """OPTION=VALUE strings -> TrainConfig options, each value parsed as YAML (0.97, true, [1, 2])."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    options = {}
+    for setting in settings:
+        key, sep, value = setting.partition("=")
+        if not sep or key not in known:
+            raise SystemExit(f"--set {setting!r}: expected OPTION=VALUE with OPTION one of {', '.join(sorted(known))}")
+        options[key] = yaml.safe_load(value)
+    return options
 
 
 def print_table(results: dict[str, dict[int, list[float]]], seeds: int | None = None) -> None:

@@ -90,6 +90,7 @@ class TrainConfig:
     alpha_start: float = 0.2
     alpha_end: float = 0.9
     alpha_ramp_steps: int | None = None
+    edge_count_prior: bool = True
     label_noise_s: float = 0.0
     label_noise_kind: str = "gaussian"
     p_zero: float = 0.5

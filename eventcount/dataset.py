@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import scipy.special
 import torch
 
 from eventcount.annotations import events_by_class, find_event_file, read_events
@@ -16,13 +17,15 @@ from eventcount.labels import Clip, CountTable
 from eventcount.signals import read_signal
 
 NORM_PRIOR_RECORDINGS = 24
+EDGE_COUNT_BINS = 6  # counts kept of an uncertain clip count (the most likely ones; the rest is negligible)
 
 
 @dataclass
 class Batch:
     """Model input [B, 2, C + T, F] whose first C frames are unlabelled context; labels cover the rest.
 
-    counts [B, D]; lengths [B] (labelled frames); targets [B, T, D] 0/1 event frames or None.
+    counts [B, D]; lengths [B] (labelled frames); targets [B, T, D] 0/1 event frames or None;
+    count_prior: the distribution of each clip's count when its timestamps are uncertain (`edge_count_distribution`).
     """
 
     features: torch.Tensor
@@ -30,6 +33,32 @@ class Batch:
     counts: torch.Tensor
     lengths: torch.Tensor
     targets: torch.Tensor | None
+    count_prior: tuple[torch.Tensor, torch.Tensor] | None = None
+
+
+def edge_count_distribution(times_s: np.ndarray, start_s: float, end_s: float, softness_s: float,
+                            bins: int = EDGE_COUNT_BINS) -> tuple[int, np.ndarray]:
+    """How many of the true events lie in [start_s, end_s) when each timestamp is off by Gaussian noise of
+    std `softness_s`: (low, probabilities of the counts low .. low + bins - 1).
+
+    Each timestamp's event is inside with probability Phi((end - t) / s) - Phi((start - t) / s); the count is
+    their Poisson-binomial sum. Timestamps near an edge make it uncertain, the others are certain.
+    """
+    times_s = np.asarray(times_s, dtype=np.float64)
+    if softness_s <= 0:
+        inside = int(np.sum((times_s >= start_s) & (times_s < end_s)))
+        return inside, np.eye(bins)[0]
+    near = times_s[(times_s > start_s - 6 * softness_s) & (times_s < end_s + 6 * softness_s)]
+    p_inside = scipy.special.ndtr((end_s - near) / softness_s) - scipy.special.ndtr((start_s - near) / softness_s)
+    sure = int(np.sum(p_inside > 1 - 1e-9))
+    dist = np.ones(1)
+    for p in p_inside[(p_inside > 1e-9) & (p_inside <= 1 - 1e-9)]:
+        dist = np.convolve(dist, [1.0 - p, p])
+    first = int(np.clip(np.argmax(dist) - bins // 2, 0, max(0, dist.size - bins)))
+    kept = np.zeros(bins)
+    part = dist[first: first + bins]
+    kept[: part.size] = part / part.sum()
+    return sure + first, kept
 
 
 @dataclass
@@ -92,9 +121,11 @@ class ClipData:
         a = min(to_frame(start * factor, self.frontend.frame_rate) + delay, n)
         return a, max(a, min(to_frame(end * factor, self.frontend.frame_rate) + delay, n))
 
-    def batch(self, indices: list[int], factors: list[float], context: int, with_targets: bool) -> Batch:
-        """Assemble clips `indices` (each stretched by its factor) into a padded batch."""
-        pieces, lengths, targets = [], [], []
+    def batch(self, indices: list[int], factors: list[float], context: int, with_targets: bool,
+              edge_softness_s: float | None = None) -> Batch:
+        """Assemble clips `indices` (each stretched by its factor) into a padded batch; with `edge_softness_s`
+        (and targets) each clip's count is a distribution (`edge_count_distribution`) instead of a number."""
+        pieces, lengths, targets, priors = [], [], [], []
         for index, factor in zip(indices, factors, strict=True):
             clip = self.clips[index]
             a, b = self.clip_frames(clip, factor)
@@ -105,6 +136,8 @@ class ClipData:
             lengths.append(b - a)
             if with_targets:
                 targets.append(self._targets(clip, factor, a, b))
+                if edge_softness_s is not None:
+                    priors.append(self._count_prior(clip, factor, a, b, edge_softness_s * factor))
         width = max(p.shape[1] for p in pieces)
         x = torch.stack([torch.nn.functional.pad(p, (0, 0, 0, width - p.shape[1])) for p in pieces])
         counts = torch.tensor([self.clips[i].counts for i in indices], dtype=torch.long)
@@ -113,7 +146,19 @@ class ClipData:
             y = torch.zeros(len(indices), width - context, len(self.table.classes))
             for row, target in enumerate(targets):
                 y[row, : target.shape[0]] = target
-        return Batch(x, context, counts, torch.tensor(lengths), y)
+        prior = None
+        if priors:
+            prior = (torch.tensor([[low for low, _ in p] for p in priors], dtype=torch.long),
+                     torch.tensor(np.array([[w for _, w in p] for p in priors])).float().log())
+        return Batch(x, context, counts, torch.tensor(lengths), y, prior)
+
+    def _count_prior(self, clip: Clip, factor: float, a: int, b: int, softness_s: float):
+        """Per class (low, weights) of the clip's count given its uncertain timestamps (stretched times)."""
+        events = self.recordings[clip.path].events or {}
+        rate, delay = self.frontend.frame_rate, self.frontend.detection_delay()
+        start, end = (a - delay) / rate, (b - delay) / rate  # the event times whose detection frame is in [a, b)
+        return [edge_count_distribution(events.get(name, np.empty(0)) * factor, start, end, softness_s)
+                for name in self.table.classes]
 
     def _targets(self, clip: Clip, factor: float, a: int, b: int) -> torch.Tensor:
         events = self.recordings[clip.path].events

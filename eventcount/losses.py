@@ -14,7 +14,7 @@ from eventcount.counting import count_distribution, counting_loss, initial_bias
 
 __all__ = [
     "alpha_schedule", "ce_loss", "count_distribution", "counting_loss", "gaussian_kernel", "initial_bias",
-    "softloc_loss",
+    "softloc_loss", "uncertain_counting_loss",
 ]
 
 
@@ -44,6 +44,29 @@ def smooth(values: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return out.reshape(b, d, t).permute(0, 2, 1)
 
 
+def uncertain_counting_loss(
+    logits: torch.Tensor,
+    low: torch.Tensor,
+    log_weights: torch.Tensor,
+    lengths: torch.Tensor | None = None,
+    cmax: int | None = None,
+) -> torch.Tensor:
+    """-log sum_k w_k Pr(C = low + k), averaged: the counting loss when the label count itself is uncertain.
+
+    low [B, D] integers; log_weights [B, D, K] log-probabilities of the counts low .. low + K - 1 (-inf for
+    impossible ones). With one certain count it equals `counting_loss`.
+    """
+    frames = lengths.to(low.device) if lengths is not None else torch.full_like(low[:, 0], logits.shape[1])
+    top = frames[:, None].expand_as(low) if cmax is None else frames[:, None].clamp(max=cmax).expand_as(low)
+    terms = []
+    for k in range(log_weights.shape[-1]):
+        counts = low + k
+        weight = log_weights[..., k].masked_fill(counts > top, -math.inf)
+        nll = counting_loss(logits, torch.minimum(counts, top), lengths, cmax=cmax, reduction="none")
+        terms.append(weight - nll)
+    return -torch.logsumexp(torch.stack(terms, dim=-1), dim=-1).mean()
+
+
 def softloc_loss(
     logits: torch.Tensor,
     targets: torch.Tensor,
@@ -51,20 +74,25 @@ def softloc_loss(
     softness_frames: float = 10.0,
     alpha: float = 0.5,
     cmax: int | None = None,
+    count_prior: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """SoftLoc: (1 - alpha) * L_SLL + alpha * counting loss, averaged over sequences and classes.
 
     L_SLL = sum_t ((G * y)_t - (G * p)_t)^2 with G a Gaussian of std `softness_frames`; targets y are 0/1
-    event frames [B, T, D] (possibly misaligned), p = sigmoid(logits). The counting term uses y's counts.
+    event frames [B, T, D] (possibly misaligned), p = sigmoid(logits). The counting term uses y's counts, or,
+    given `count_prior` (low, log_weights) as for `uncertain_counting_loss`, a distribution over counts.
     """
     mask = frame_mask(lengths, logits.shape[0], logits.shape[1], logits.device)[..., None]
     kernel = gaussian_kernel(softness_frames)
     probs = torch.sigmoid(logits) * mask
     diff = (smooth(targets.float() * mask, kernel) - smooth(probs, kernel)) * mask
     sll = diff.square().sum(dim=1).mean()
-    counts = (targets * mask).sum(dim=1).round().long()
     if alpha == 0:
         return (1 - alpha) * sll
+    if count_prior is not None:
+        low, log_weights = (t.to(logits.device) for t in count_prior)
+        return (1 - alpha) * sll + alpha * uncertain_counting_loss(logits, low, log_weights, lengths, cmax)
+    counts = (targets * mask).sum(dim=1).round().long()
     return (1 - alpha) * sll + alpha * counting_loss(logits, counts, lengths, cmax=cmax)
 
 

@@ -86,7 +86,8 @@ def compute_loss(config: TrainConfig, logits: torch.Tensor, batch: Batch, step: 
         return losses.ce_loss(labelled, targets, lengths)
     ramp = config.alpha_ramp_steps if config.alpha_ramp_steps is not None else int(0.8 * config.steps)
     alpha = losses.alpha_schedule(step, ramp, config.alpha_start, config.alpha_end)
-    return losses.softloc_loss(labelled, targets, lengths, config.softness_s * frame_rate, alpha, cmax=config.cmax)
+    return losses.softloc_loss(labelled, targets, lengths, config.softness_s * frame_rate, alpha, cmax=config.cmax,
+                               count_prior=batch.count_prior)
 
 
 def validate(model: CRNN, data: ClipData, config: TrainConfig, context: int, device: str) -> dict[str, float]:
@@ -196,11 +197,12 @@ def _train_loop(model, optimizer, scheduler, train_data, val_data, config, spec,
     rng = random.Random(config.seed + step)
     model.train()
     needs_targets = config.loss != "counts"
+    edge_softness = config.softness_s if config.loss == "softloc" and config.edge_count_prior else None
     try:
         while step < config.steps:
             indices = [rng.randrange(len(train_data.clips)) for _ in range(config.batch_size)]
             factors = [rng.choice(config.stretch_factors) for _ in indices]
-            batch = train_data.batch(indices, factors, context, needs_targets)
+            batch = train_data.batch(indices, factors, context, needs_targets, edge_softness)
             logits, _ = model(batch.features.to(config.device))
             loss = compute_loss(config, logits, batch, step, spec.frontend.frame_rate)
             optimizer.zero_grad()

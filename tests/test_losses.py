@@ -11,7 +11,16 @@ import numpy as np
 import pytest
 import torch
 
-from eventcount.losses import alpha_schedule, ce_loss, frame_mask, gaussian_kernel, softloc_loss
+from eventcount.counting import counting_loss
+from eventcount.dataset import edge_count_distribution
+from eventcount.losses import (
+    alpha_schedule,
+    ce_loss,
+    frame_mask,
+    gaussian_kernel,
+    softloc_loss,
+    uncertain_counting_loss,
+)
 
 
 def sharp(targets: torch.Tensor, magnitude: float = 30.0) -> torch.Tensor:
@@ -154,3 +163,33 @@ def test_alpha_schedule_endpoints_and_middle() -> None:
     assert alpha_schedule(-5, 100) == pytest.approx(0.2)
     assert alpha_schedule(3, 0) == pytest.approx(0.9)
     assert alpha_schedule(5, 10, start=0.0, end=1.0) == pytest.approx(0.5)
+
+
+def test_edge_count_distribution_is_certain_away_from_the_edges() -> None:
+    low, weights = edge_count_distribution(np.array([0.3, 0.5, 0.7, 1.8]), 0.0, 1.0, 0.02)
+    assert low == 3 and weights[0] == pytest.approx(1.0)
+    assert edge_count_distribution(np.array([0.99, 1.01]), 0.0, 1.0, 0.0)[0] == 1  # no softness: exact count
+
+
+def test_edge_count_distribution_splits_timestamps_on_an_edge() -> None:
+    # one timestamp on each edge, one well inside: 1, 2 or 3 events with odds 1:2:1
+    low, weights = edge_count_distribution(np.array([0.0, 0.5, 1.0]), 0.0, 1.0, 0.05)
+    assert weights.sum() == pytest.approx(1.0)
+    assert low == 1 and weights[:3] == pytest.approx([0.25, 0.5, 0.25])
+
+
+def test_uncertain_counting_loss_mixes_count_likelihoods() -> None:
+    torch.manual_seed(0)
+    logits = torch.randn(2, 30, 2)
+    lengths = torch.tensor([30, 20])
+    low = torch.tensor([[1, 2], [0, 3]])
+    certain = torch.full((2, 2, 4), -math.inf)
+    certain[..., 0] = 0.0
+    assert uncertain_counting_loss(logits, low, certain, lengths).item() == pytest.approx(
+        counting_loss(logits, low, lengths).item(), rel=1e-6)
+    halves = certain.clone()
+    halves[..., :2] = math.log(0.5)
+    likelihood = 0.5 * torch.exp(-counting_loss(logits, low, lengths, reduction="none")) + 0.5 * torch.exp(
+        -counting_loss(logits, low + 1, lengths, reduction="none"))
+    assert uncertain_counting_loss(logits, low, halves, lengths).item() == pytest.approx(
+        -likelihood.log().mean().item(), rel=1e-5)

@@ -147,11 +147,11 @@ def train_options(settings: list[str]) -> dict:
 
 def print_table(results: dict[str, dict[int, list[float]]], seeds: int | None = None) -> None:
     """Markdown table of mean F1 (± half the range over seeds), from the first `seeds` runs of each cell."""
-    sigmas = list(next(iter(results.values())))
+    sigmas = sorted({s for row in results.values() for s in row})
     print("| loss | " + " | ".join(f"σ = {s} ms" for s in sigmas) + " |")
     print("|---|" + "---:|" * len(sigmas))
     for loss, row in results.items():
-        print(f"| {loss} | " + " | ".join(cell(row[s][:seeds]) for s in sigmas) + " |")
+        print(f"| {loss} | " + " | ".join(cell(row.get(s, [])[:seeds]) for s in sigmas) + " |")
 
 
 def cell(values: list[float]) -> str:

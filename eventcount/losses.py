@@ -103,7 +103,7 @@ def ce_loss(logits: torch.Tensor, targets: torch.Tensor, lengths: torch.Tensor |
     return (losses * mask).sum() / mask.sum().clamp_min(1)
 
 
-def alpha_schedule(step: int, ramp_steps: int, start: float = 0.2, end: float = 0.9) -> float:
+def alpha_schedule(step: int, ramp_steps: int, start: float, end: float) -> float:
     """SoftLoc's weight of the counting term: linear from `start` to `end` over `ramp_steps`, then `end`."""
     if ramp_steps <= 0:
         return end

@@ -156,12 +156,12 @@ def test_ce_loss_with_all_zero_lengths_is_zero_not_nan() -> None:
 # --- alpha_schedule -------------------------------------------------------------------------------------------
 
 def test_alpha_schedule_endpoints_and_middle() -> None:
-    assert alpha_schedule(0, 100) == pytest.approx(0.2)
-    assert alpha_schedule(50, 100) == pytest.approx(0.55)
-    assert alpha_schedule(100, 100) == pytest.approx(0.9)
-    assert alpha_schedule(10_000, 100) == pytest.approx(0.9)
-    assert alpha_schedule(-5, 100) == pytest.approx(0.2)
-    assert alpha_schedule(3, 0) == pytest.approx(0.9)
+    assert alpha_schedule(0, 100, 0.2, 0.9) == pytest.approx(0.2)
+    assert alpha_schedule(50, 100, 0.2, 0.9) == pytest.approx(0.55)
+    assert alpha_schedule(100, 100, 0.2, 0.9) == pytest.approx(0.9)
+    assert alpha_schedule(10_000, 100, 0.2, 0.9) == pytest.approx(0.9)
+    assert alpha_schedule(-5, 100, 0.2, 0.9) == pytest.approx(0.2)
+    assert alpha_schedule(3, 0, 0.2, 0.9) == pytest.approx(0.9)
     assert alpha_schedule(5, 10, start=0.0, end=1.0) == pytest.approx(0.5)
 
 

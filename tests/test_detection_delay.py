@@ -60,3 +60,25 @@ def test_model_files_from_before_the_delay_keep_decoding_without_it(tmp_path: Pa
     assert load_model(path)[1].frontend.detection_delay() == 0
     save_model(path, CRNN(8, 1, spec.network), spec, 8, {})
     assert load_model(path)[1].frontend.detection_delay() == 1
+
+
+def test_clip_count_prior_splits_a_timestamp_on_the_edge(tmp_path: Path) -> None:
+    wav = tmp_path / "a.wav"
+    sf.write(wav, np.random.default_rng(0).normal(0, 0.01, 16000).astype(np.float32), 16000)
+    # 0.25 s sits on the edge between the first two clips; 0.1 s is well inside the first
+    write_events(tmp_path / "a.events.tsv", [Event(0.1, "x"), Event(0.25, "x")])
+    table = make_count_table([wav], None, None, ["x"], window_s=0.25)
+    data = ClipData(table, FrontendConfig(), [1.0], with_events=True)
+    sharp = data.batch([0, 1], [1.0, 1.0], context=0, with_targets=True)
+    assert sharp.count_prior is None and sharp.targets.sum(dim=1)[:, 0].tolist() == [1.0, 1.0]
+    batch = data.batch([0, 1], [1.0, 1.0], context=0, with_targets=True, edge_softness_s=0.02)
+    low, log_weights = batch.count_prior
+    weights = log_weights.exp()
+
+    def probability(row: int, count: int) -> float:
+        k = count - int(low[row, 0])
+        return float(weights[row, 0, k]) if 0 <= k < weights.shape[-1] else 0.0
+
+    # first clip: 1 or 2 events; second: 0 or 1, with equal odds
+    assert [probability(0, c) for c in (0, 1, 2)] == pytest.approx([0.0, 0.5, 0.5], abs=1e-6)
+    assert [probability(1, c) for c in (0, 1, 2)] == pytest.approx([0.5, 0.5, 0.0], abs=1e-6)

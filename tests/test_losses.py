@@ -193,3 +193,15 @@ def test_uncertain_counting_loss_mixes_count_likelihoods() -> None:
         -counting_loss(logits, low + 1, lengths, reduction="none"))
     assert uncertain_counting_loss(logits, low, halves, lengths).item() == pytest.approx(
         -likelihood.log().mean().item(), rel=1e-5)
+
+
+def test_uncertain_count_gradient_is_exactly_zero_beyond_lengths() -> None:
+    targets = event_targets(frames=50)
+    lengths = torch.tensor([40, 27])
+    logits = torch.randn(2, 50, 2, dtype=torch.float64, requires_grad=True)
+    low = torch.tensor([[1, 0], [2, 1]])
+    log_weights = torch.log(torch.tensor([[[0.3, 0.7, 0.0], [0.5, 0.25, 0.25]]] * 2))
+    softloc_loss(logits, targets, lengths, softness_frames=4.0, alpha=0.9, count_prior=(low, log_weights)).backward()
+    for b, length in enumerate(lengths.tolist()):
+        assert torch.count_nonzero(logits.grad[b, length:]) == 0
+        assert torch.count_nonzero(logits.grad[b, :length]) > 0

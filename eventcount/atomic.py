@@ -17,6 +17,8 @@ def atomic_write(
     """Open a temporary file next to `path`; on success rename it onto `path`, on error delete it.
 
     A reader never sees a half-written file and a failed or interrupted command leaves nothing behind.
+    The file gets the permissions a plain `open` would give it (an existing file's, else 0o666 less the umask),
+    not the private 0o600 of a temporary file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -27,8 +29,18 @@ def atomic_write(
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, _permissions(path))
         os.replace(tmp_name, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp_name)
         raise
+
+
+def _permissions(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import struct
 from pathlib import Path
 
@@ -142,3 +144,15 @@ def test_overwrite_replaces_content(tmp_path: Path) -> None:
     write_events(target, EVENTS[:2])
     assert read_events(target) == EVENTS[:2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["song.events.tsv"]
+
+
+def test_written_files_get_the_permissions_of_a_plain_open(tmp_path: Path) -> None:
+    plain, atomic = tmp_path / "plain.txt", tmp_path / "atomic.txt"
+    plain.write_text("x")
+    with atomic_write(atomic) as handle:
+        handle.write("x")
+    assert stat.S_IMODE(atomic.stat().st_mode) == stat.S_IMODE(plain.stat().st_mode)
+    os.chmod(atomic, 0o640)  # an existing file keeps its permissions when overwritten
+    with atomic_write(atomic) as handle:
+        handle.write("y")
+    assert stat.S_IMODE(atomic.stat().st_mode) == 0o640

@@ -13,6 +13,7 @@ work=${2:-$data/work}
 steps=${STEPS:-6000}
 here=$(cd "$(dirname "$0")" && pwd)
 classes="$here/classes.yaml"
+frontend="$here/frontend.yaml"  # 64 mel bands
 mkdir -p "$work"
 
 # Count labels: KD/SD/HH counts per 0.25 s window; the timestamps are not used for training.
@@ -32,10 +33,10 @@ PY
 
 # Counts only: thresholds are chosen by count agreement on the validation clips (no timestamps anywhere).
 eventcount train --counts "$work/train_all.csv" --val "$work/val_mix.csv" --steps "$steps" --size large --seed 0 \
-    -o "$work/drums.pt"
+    --config "$frontend" -o "$work/drums.pt"
 # Fully supervised baseline: the same network, stepwise cross-entropy on the exact timestamps.
-eventcount train --counts "$work/train_all_1s.csv" --val "$work/val_mix.csv" --steps "$steps" --size large \
-    --seed 0 --loss ce --class-map "$classes" -o "$work/drums_ce.pt"
+eventcount train --counts "$work/train_all_1s.csv" --val "$work/val_mix.csv" --steps "${CE_STEPS:-2500}" \
+    --size large --seed 0 --loss ce --class-map "$classes" --config "$frontend" -o "$work/drums_ce.pt"
 
 for model in drums drums_ce; do
     for set in val_heldout val_seen; do

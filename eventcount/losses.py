@@ -54,16 +54,19 @@ def uncertain_counting_loss(
     """-log sum_k w_k Pr(C = low + k), averaged: the counting loss when the label count itself is uncertain.
 
     low [B, D] integers; log_weights [B, D, K] log-probabilities of the counts low .. low + K - 1 (-inf for
-    impossible ones). With one certain count it equals `counting_loss`.
+    impossible ones). With one certain count it equals `counting_loss`; with `cmax`, counts above it score
+    Pr(C >= cmax).
     """
     frames = lengths.to(low.device) if lengths is not None else torch.full_like(low[:, 0], logits.shape[1])
-    top = frames[:, None].expand_as(low) if cmax is None else frames[:, None].clamp(max=cmax).expand_as(low)
+    frames = frames[:, None].expand_as(low)
     terms = []
     for k in range(log_weights.shape[-1]):
         counts = low + k
-        weight = log_weights[..., k].masked_fill(counts > top, -math.inf)
-        nll = counting_loss(logits, torch.minimum(counts, top), lengths, cmax=cmax, reduction="none")
-        terms.append(weight - nll)
+        weight = log_weights[..., k].masked_fill(counts > frames, -math.inf)  # more events than frames: impossible
+        counts = torch.minimum(counts, frames)
+        if cmax is not None:
+            counts = counts.clamp(max=cmax)  # "cmax or more"
+        terms.append(weight - counting_loss(logits, counts, lengths, cmax=cmax, reduction="none"))
     return -torch.logsumexp(torch.stack(terms, dim=-1), dim=-1).mean()
 
 

@@ -205,3 +205,12 @@ def test_uncertain_count_gradient_is_exactly_zero_beyond_lengths() -> None:
     for b, length in enumerate(lengths.tolist()):
         assert torch.count_nonzero(logits.grad[b, length:]) == 0
         assert torch.count_nonzero(logits.grad[b, :length]) > 0
+
+
+def test_uncertain_counts_above_cmax_score_the_overflow_bin() -> None:
+    torch.manual_seed(1)
+    logits = torch.randn(1, 20, 1) - 3.0  # few expected events: Pr(C >= 2) well below 1
+    weights = torch.log(torch.tensor([[[0.5, 0.5]]]))
+    loss = uncertain_counting_loss(logits, torch.tensor([[2]]), weights, cmax=2)
+    expected = counting_loss(logits, torch.tensor([[2]]), cmax=2).item()  # both counts are "2 or more"
+    assert loss.item() == pytest.approx(expected, abs=1e-6)

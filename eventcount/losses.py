@@ -63,6 +63,8 @@ def uncertain_counting_loss(
     for k in range(log_weights.shape[-1]):
         counts = low + k
         weight = log_weights[..., k].masked_fill(counts > frames, -math.inf)  # more events than frames: impossible
+        if k and torch.isneginf(weight).all():
+            continue  # no clip has this count: its term is exp(-inf) = 0, skip the counting pass
         counts = torch.minimum(counts, frames)
         if cmax is not None:
             counts = counts.clamp(max=cmax)  # "cmax or more"

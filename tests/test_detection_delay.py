@@ -27,12 +27,17 @@ def test_delay_is_one_frame_for_audio_and_none_for_sensors() -> None:
     assert FrontendConfig(detection_delay_frames=2).detection_delay() == 2
 
 
-def test_targets_and_clip_frames_use_the_detection_frame(tmp_path: Path) -> None:
-    wav = tmp_path / "a.wav"
+def quarter_second_clips(folder: Path, times_s: list[float]) -> ClipData:
+    """One second of quiet noise with events of class "x" at `times_s`, as 0.25 s clips with their events."""
+    wav = folder / "a.wav"
     sf.write(wav, np.random.default_rng(0).normal(0, 0.01, 16000).astype(np.float32), 16000)
-    write_events(tmp_path / "a.events.tsv", [Event(0.123, "x"), Event(0.395, "x")])
+    write_events(folder / "a.events.tsv", [Event(t, "x") for t in times_s])
     table = make_count_table([wav], None, None, ["x"], window_s=0.25)
-    data = ClipData(table, FrontendConfig(), [1.0], with_events=True)
+    return ClipData(table, FrontendConfig(), [1.0], with_events=True)
+
+
+def test_targets_and_clip_frames_use_the_detection_frame(tmp_path: Path) -> None:
+    data = quarter_second_clips(tmp_path, [0.123, 0.395])
     batch = data.batch([0, 1], [1.0, 1.0], context=0, with_targets=True)
     first, second = data.clip_frames(data.clips[0], 1.0), data.clip_frames(data.clips[1], 1.0)
     assert first == (1, 26) and second == (26, 51)  # the frames that report events of [0, 0.25) and [0.25, 0.5)
@@ -63,12 +68,8 @@ def test_model_files_from_before_the_delay_keep_decoding_without_it(tmp_path: Pa
 
 
 def test_clip_count_prior_splits_a_timestamp_on_the_edge(tmp_path: Path) -> None:
-    wav = tmp_path / "a.wav"
-    sf.write(wav, np.random.default_rng(0).normal(0, 0.01, 16000).astype(np.float32), 16000)
     # 0.25 s sits on the edge between the first two clips; 0.1 s is well inside the first
-    write_events(tmp_path / "a.events.tsv", [Event(0.1, "x"), Event(0.25, "x")])
-    table = make_count_table([wav], None, None, ["x"], window_s=0.25)
-    data = ClipData(table, FrontendConfig(), [1.0], with_events=True)
+    data = quarter_second_clips(tmp_path, [0.1, 0.25])
     sharp = data.batch([0, 1], [1.0, 1.0], context=0, with_targets=True)
     assert sharp.count_prior is None and sharp.targets.sum(dim=1)[:, 0].tolist() == [1.0, 1.0]
     batch = data.batch([0, 1], [1.0, 1.0], context=0, with_targets=True, edge_softness_s=0.02)

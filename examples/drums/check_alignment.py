@@ -79,7 +79,7 @@ def solo_audio(kit: rg.AnyKit, midi: Path, notes: set[int], sr: int, n: int, ste
     keep = [(ms, m) for ms, m in score.messages if not hasattr(m, "note") or m.note in notes]
     end = score.last_hit_ms + int(1000 * rg.TAIL_S) + 500
     with tempfile.TemporaryDirectory() as tmp:
-        audio = rg.run_fluidsynth(rg.require_fluidsynth(), kit, rg.build_midi(keep, kit.program, end), Path(tmp))
+        audio = rg.run_fluidsynth(rg.require_fluidsynth(), kit, rg.build_midi(keep, kit, end), Path(tmp))
     return rg.fit_length(rg.to_rate(audio, sr), n)
 
 

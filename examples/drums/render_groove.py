@@ -48,6 +48,7 @@ DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
 CLASSES_YAML = Path(__file__).resolve().with_name("classes.yaml")
 
 DRUM_CHANNEL = 9  # MIDI channel 10, the General MIDI percussion channel
+PERCUSSION_BANK = 128
 ROLAND_TO_GM = {22: 42, 26: 46, 58: 43}  # TD-11 hi-hat closed/open edge, tom 3 rim
 RENDER_RATE = 48000  # fluidsynth's rate; a multiple of 16 kHz
 BLOCK = 64  # fluidsynth's internal block length in samples: notes start on block boundaries
@@ -60,14 +61,25 @@ CALIBRATION_REPEATS = 4
 
 @dataclass(frozen=True)
 class Kit:
-    """A drum kit: a soundfont and the drum preset (program in bank 128) to play it with."""
+    """A drum kit: a soundfont and the preset to play it with.
+
+    Bank 128 is General MIDI's percussion bank, played on channel 10. Some drum soundfonts (the AVL kits of
+    Debian's `avldrums.lv2-soundfont`) keep their kit in bank 0, which fluidsynth plays only on a melodic
+    channel; such kits are played on channel 1 with the same GM note numbers.
+    """
 
     soundfont: Path
     program: int = 0
+    bank: int = PERCUSSION_BANK
 
     @property
     def name(self) -> str:
-        return self.soundfont.stem + (f"-p{self.program}" if self.program else "")
+        bank = f"-b{self.bank}" if self.bank != PERCUSSION_BANK else ""
+        return self.soundfont.stem + bank + (f"-p{self.program}" if self.program else "")
+
+    @property
+    def channel(self) -> int:
+        return DRUM_CHANNEL if self.bank == PERCUSSION_BANK else 0
 
 
 @dataclass(frozen=True)
@@ -141,8 +153,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="Groove MIDI folder with info.csv and midi/ (default: $EVENTCOUNT_GROOVE or "
                         "../shared/data/groove-midi beside the repository)")
     p.add_argument("--split", choices=("train", "validation"), default="train")
-    p.add_argument("--soundfont", action="append", dest="soundfonts", metavar="PATH[@PROGRAM]",
-                   help="soundfont (.sf2/.sf3), optionally with a drum preset number (e.g. @16 Power kit); "
+    p.add_argument("--soundfont", action="append", dest="soundfonts", metavar="PATH[@[BANK:]PROGRAM]",
+                   help="soundfont (.sf2/.sf3), optionally with a drum preset number (e.g. @16 Power kit) and "
+                        "bank (default 128, the GM percussion bank; e.g. @0:0 for a kit in bank 0); "
                         f"repeatable (default: {DEFAULT_SOUNDFONT})")
     p.add_argument("--hydrogen-kit", action="append", dest="hydrogen_kits", default=[], metavar="NAME|DIR",
                    help="a real sampled kit in Hydrogen's format: a folder with drumkit.xml, or a kit name from "
@@ -176,8 +189,12 @@ def default_groove_dir() -> Path:
 
 
 def parse_kit(spec: str) -> Kit:
-    path, _, program = spec.partition("@")
-    kit = Kit(Path(path), int(program) if program else 0)
+    path, _, preset = spec.partition("@")
+    bank, _, program = preset.rpartition(":")
+    try:
+        kit = Kit(Path(path), int(program or 0), int(bank) if bank else PERCUSSION_BANK)
+    except ValueError:
+        sys.exit(f"error: --soundfont {spec}: expected PATH, PATH@PROGRAM or PATH@BANK:PROGRAM with whole numbers")
     if not kit.soundfont.is_file():
         sys.exit(f"error: soundfont {kit.soundfont} not found")
     return kit
@@ -244,18 +261,26 @@ def score_duration(score: Score) -> float:
     return score.last_hit_ms / 1000 + TAIL_S
 
 
-def build_midi(messages: Iterable[tuple[int, mido.Message]], program: int, end_ms: int) -> mido.MidiFile:
-    """A type 0 MIDI file whose tick is 1 ms, playing `messages` with drum preset `program`."""
+def build_midi(messages: Iterable[tuple[int, mido.Message]], kit: Kit, end_ms: int) -> mido.MidiFile:
+    """A type 0 MIDI file whose tick is 1 ms, playing `messages` with `kit`'s preset on its channel."""
     midi = mido.MidiFile(type=0, ticks_per_beat=1000)
+    channel = kit.channel
     track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=1_000_000, time=0),
-                            mido.Message("program_change", channel=DRUM_CHANNEL, program=program, time=0)])
+                            mido.Message("control_change", channel=channel, control=0, value=kit.bank % 128, time=0),
+                            mido.Message("program_change", channel=channel, program=kit.program, time=0)])
+    if channel != DRUM_CHANNEL:  # on a melodic channel a note-off would cut the drum sample short
+        messages = [(ms, m) for ms, m in messages if not is_note_off(m)]
     now = 0
     for ms, msg in sorted((m for m in messages if m[0] <= end_ms), key=lambda m: m[0]):
-        track.append(msg.copy(time=ms - now))
+        track.append(msg.copy(channel=channel, time=ms - now))
         now = ms
     track.append(mido.MetaMessage("end_of_track", time=end_ms - now))
     midi.tracks.append(track)
     return midi
+
+
+def is_note_off(msg: mido.Message) -> bool:
+    return msg.type == "note_off" or (msg.type == "note_on" and msg.velocity == 0)
 
 
 # --------------------------------------------------------------------------- synthesis and timing
@@ -292,7 +317,7 @@ def to_rate(audio: np.ndarray, rate: int) -> np.ndarray:
     return librosa.resample(audio, orig_sr=RENDER_RATE, target_sr=rate, res_type="soxr_hq")
 
 
-def calibration_midi(rng: np.random.Generator, program: int) -> tuple[mido.MidiFile, list[tuple[int, int, int]]]:
+def calibration_midi(rng: np.random.Generator, kit: Kit) -> tuple[mido.MidiFile, list[tuple[int, int, int]]]:
     """Isolated hits (each after an all-sound-off 80 ms earlier) of every note at every velocity, and
     CALIBRATION_REPEATS more at velocity 100, in random order at random times."""
     hits = [(note, vel) for note in CALIBRATION_NOTES for vel in range(1, 128)]
@@ -305,7 +330,7 @@ def calibration_midi(rng: np.random.Generator, program: int) -> tuple[mido.MidiF
         messages.append((now, mido.Message("note_on", channel=DRUM_CHANNEL, note=note, velocity=velocity)))
         messages.append((now + 60, mido.Message("note_off", channel=DRUM_CHANNEL, note=note)))
         times.append((now, note, velocity))
-    return build_midi(messages, program, now + 500), times
+    return build_midi(messages, kit, now + 500), times
 
 
 def calibrate(exe: str, kit: Kit, seed: int, rate: int) -> dict:
@@ -314,7 +339,7 @@ def calibrate(exe: str, kit: Kit, seed: int, rate: int) -> dict:
 
     Returns the kit's entry of calibration.json; `latency_s[note][velocity]` is what labels use.
     """
-    midi, times = calibration_midi(np.random.default_rng(seed), kit.program)
+    midi, times = calibration_midi(np.random.default_rng(seed), kit)
     with tempfile.TemporaryDirectory() as tmp:
         audio = to_rate(run_fluidsynth(exe, kit, midi, Path(tmp)), rate)
     delays: dict[int, dict[int, list[float]]] = {}
@@ -325,7 +350,8 @@ def calibrate(exe: str, kit: Kit, seed: int, rate: int) -> dict:
             delays.setdefault(note, {}).setdefault(velocity, []).append(onset - start)
     latency = {note: fill_velocities(by_vel) for note, by_vel in delays.items()}
     wait = np.mean([note_start_sample(ms) / RENDER_RATE - ms / 1000 for ms, _, _ in times])
-    return {"kit": kit.name, "soundfont": str(kit.soundfont), "program": kit.program, "sample_rate": rate,
+    return {"kit": kit.name, "soundfont": str(kit.soundfont), "bank": kit.bank, "program": kit.program,
+            "sample_rate": rate,
             "onset_after_midi_ms": {n: round(1e3 * (float(np.median(v[1:])) + wait), 3) for n, v in latency.items()},
             "velocity_range_ms": {n: round(1e3 * float(np.ptp(v[1:])), 3) for n, v in latency.items()},
             "repeat_range_ms": {n: round(1e3 * float(np.ptp(d.get(100, [0.0]))), 3) for n, d in delays.items()},
@@ -450,7 +476,7 @@ def render_job(job: Job) -> Result:
     else:
         labels = sorted((label_time(ms, note, vel, job.latency), note) for ms, note, vel in score.hits)
         end_s = (labels[-1][0] if labels else 0.0) + TAIL_S
-        midi = build_midi(score.messages, job.kit.program, score.last_hit_ms + int(1000 * TAIL_S) + 500)
+        midi = build_midi(score.messages, job.kit, score.last_hit_ms + int(1000 * TAIL_S) + 500)
         with tempfile.TemporaryDirectory() as tmp:
             audio = run_fluidsynth(job.fluidsynth, job.kit, midi, Path(tmp))
         audio = to_rate(fit_length(audio, round(end_s * RENDER_RATE)), job.sample_rate)
@@ -571,6 +597,9 @@ def carry_augment(out_dir: Path, results: list[Result]) -> None:
 
 
 def print_calibration(cal: dict) -> None:
+    if not cal["repeat_range_ms"]:
+        sys.exit(f"error: kit {cal['kit']} played no sound on any note {CALIBRATION_NOTES[0]}-{CALIBRATION_NOTES[-1]}; "
+                 "is its preset in another bank? (--soundfont PATH@BANK:PROGRAM, e.g. @0:0)")
     offsets, spread = cal["onset_after_midi_ms"], cal["velocity_range_ms"]
     shown = ", ".join(f"{n}: {offsets[n]:.2f}" + (f" (+-{spread[n] / 2:.2f} by velocity)" if spread[n] > 0.1 else "")
                       for n in (35, 36, 37, 38, 40, 42, 44, 46) if n in offsets)

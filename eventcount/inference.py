@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
@@ -78,10 +79,17 @@ class Detector:
             logits, state = self.model(features[None].to(self.device), state)
         return torch.sigmoid(logits[0]).double().cpu().numpy(), state
 
+    def end_padding(self, extractor: FeatureExtractor) -> int:
+        """Silent samples run after a recording's end, so that hits in its last moments reach the frame
+        the model reports them in (the front end's detection delay; see `FrontendConfig.detection_delay`)."""
+        return self.spec.frontend.detection_delay() * extractor.hop
+
     def activations(self, signal: Signal, tta: int = 1) -> np.ndarray:
-        """Probabilities [T, D] for a whole in-memory recording, averaged over `tta` stretched passes."""
+        """Probabilities [T, D] for a whole in-memory recording, averaged over `tta` stretched passes.
+
+        T covers the recording and the detection delay's frames after it (`end_padding`)."""
         extractor = FeatureExtractor(self.spec.frontend, self.channels)
-        samples = extractor.prepare(signal)
+        samples = torch.nn.functional.pad(extractor.prepare(signal), (0, self.end_padding(extractor)))
         n_frames = samples.shape[-1] // extractor.hop
         rate = working_rate(self.spec.frontend)
         passes = [unstretch(self._run(extractor(stretch(samples, rate, f)))[0], f, n_frames)
@@ -92,7 +100,8 @@ class Detector:
         """Probabilities [T, D] for an audio file read block by block: memory does not grow with its length."""
         extractor = FeatureExtractor(self.spec.frontend, self.channels)
         feature_state, network_state, pieces = FeatureState(), None, []
-        for samples in _resampled_blocks(path, working_rate(self.spec.frontend), block_s):
+        blocks = _resampled_blocks(path, working_rate(self.spec.frontend), block_s)
+        for samples in itertools.chain(blocks, [torch.zeros(self.end_padding(extractor))]):
             features, feature_state = extractor.process(samples, feature_state)
             if features.shape[1]:
                 probs, network_state = self._run(features, network_state)

@@ -56,6 +56,8 @@ def test_tta_factors() -> None:
 
 # --- a tiny random-init detector ----------------------------------------------------------------------------------
 
+DELAY = FrontendConfig().detection_delay()  # audio: 1 frame; activations run that many frames past the end
+
 
 @pytest.fixture(scope="module")
 def detector() -> Detector:
@@ -92,10 +94,23 @@ def test_streamed_equals_whole(detector: Detector, tmp_path: Path, rate: int, ch
     path = write_wav(tmp_path / "clip.wav", rate, channels)
     whole = detector.activations(read_signal(path))
     streamed = detector.stream_activations(path, block_s=block_s)
-    assert whole.shape == (305, 2)
+    assert whole.shape == (305 + DELAY, 2)  # the recording's frames and the detection delay's after it
     assert streamed.shape == whole.shape
     assert whole.std(axis=0).min() > 1e-3  # not a constant output that would trivially match
     np.testing.assert_allclose(streamed, whole, atol=2e-6)
+
+
+def test_activations_run_the_detection_delay_past_the_end(tmp_path: Path) -> None:
+    """A model that reports a hit 3 frames after it gets 3 frames of silence after the recording, streamed or not,
+    so a hit in the last 30 ms is still reported."""
+    torch.manual_seed(0)
+    spec = ModelSpec(classes=["a"], frontend=FrontendConfig(n_mels=16, detection_delay_frames=3),
+                     network=NetworkConfig(conv_channels=[4], rnn_hidden=8))
+    late = Detector(CRNN(n_features(spec.frontend), 1, spec.network), spec)
+    path = write_wav(tmp_path / "clip.wav", 16000)
+    whole = late.activations(read_signal(path))
+    assert whole.shape == (305 + 3, 1)
+    np.testing.assert_allclose(late.stream_activations(path, block_s=0.37), whole, atol=2e-6)
 
 
 @pytest.mark.parametrize("duration_s", [0.005, 0.0137, 0.2])
@@ -103,7 +118,7 @@ def test_streamed_equals_whole_for_short_files(detector: Detector, tmp_path: Pat
     path = write_wav(tmp_path / "short.wav", 44100, duration_s=duration_s)
     whole = detector.activations(read_signal(path))
     streamed = detector.stream_activations(path, block_s=0.01)
-    assert streamed.shape == whole.shape == (int(duration_s * 100), 2)
+    assert streamed.shape == whole.shape == (int(duration_s * 100) + DELAY, 2)
     np.testing.assert_allclose(streamed, whole, atol=2e-6)
 
 
@@ -112,7 +127,7 @@ def test_tta_on_recordings_of_at_most_one_frame(detector: Detector, tmp_path: Pa
     """A stretched copy of a one-frame recording can have no frame at all; that must not crash the network."""
     path = write_wav(tmp_path / "short.wav", 44100, duration_s=duration_s)
     probs = detector.activations(read_signal(path), tta=3)
-    assert probs.shape == (int(duration_s * 100), 2)
+    assert probs.shape == (int(duration_s * 100) + DELAY, 2)
 
 
 def test_file_activations_stream_audio(detector: Detector, wav: Path) -> None:

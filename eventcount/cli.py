@@ -222,6 +222,7 @@ def train(
     frontend: Annotated[str | None, typer.Option(help="audio or sensor.")] = None,
     frame_rate: Annotated[float | None, typer.Option(help="Frames per second.")] = None,
     context: Annotated[str | None, typer.Option(help="Unlabelled context before each clip (stops late firing).")] = None,
+    lookahead: Annotated[str | None, typer.Option(help="How long after a hit the model may wait before reporting it, e.g. 60ms (audio default: one frame).")] = None,
     stretch: Annotated[str | None, typer.Option(help="Time-stretch range LOW,HIGH (e.g. 0.8,1.25) or off.")] = None,
     softness: Annotated[str | None, typer.Option(help="SoftLoc smoothing width (std), e.g. 100ms.")] = None,
     alpha_start: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the start.")] = None,
@@ -259,6 +260,8 @@ def train(
         frontend_cfg.kind = frontend
     if frame_rate:
         frontend_cfg.frame_rate = frame_rate
+    if lookahead is not None:
+        frontend_cfg.detection_delay_frames = _lookahead_frames(seconds(lookahead, "--lookahead"), frontend_cfg.frame_rate)
     frontend_cfg.sensor.update(sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude))
     table = run(read_count_table, counts)
     val_table = run(read_count_table, val) if val else None
@@ -269,6 +272,15 @@ def train(
                             resume)
     _print_training(summary, output)
     raise typer.Exit(0)
+
+
+def _lookahead_frames(lookahead_s: float, frame_rate: float) -> int:
+    """--lookahead in whole frames (the model file stores `detection_delay_frames`)."""
+    frames = lookahead_s * frame_rate
+    if lookahead_s < 0 or abs(frames - round(frames)) > 1e-6:
+        fail(f"--lookahead: expected a whole number of frames at {frame_rate:g} frames/s (e.g. "
+             f"{3 / frame_rate * 1000:g}ms), not {lookahead_s * 1000:g} ms", 2)
+    return int(round(frames))
 
 
 def _device(name: str) -> str:

@@ -150,3 +150,21 @@ def test_detect_never_overwrites(tmp_path: Path, tiny_model: Path):
     assert target.read_text() == "keep me\n"
     assert invoke("detect", wav, "-m", tiny_model, "-o", target, "--overwrite").exit_code == 0
     assert target.read_text().startswith("# time_s")
+
+
+def test_lookahead_is_stored_in_frames(tmp_path: Path):
+    paths = make_synthetic_set(tmp_path / "data", 3, duration_s=2.0)
+    assert invoke("prepare", *paths, "-o", tmp_path / "labels.csv").exit_code == 0
+    result = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "m.pt", "--steps", "2",
+                    "--lookahead", "30ms", "--stretch", "off")
+    assert result.exit_code == 0, result.output
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert payload["frontend"]["detection_delay_frames"] == 3
+
+
+def test_lookahead_between_frames_is_refused(tmp_path: Path):
+    paths = make_synthetic_set(tmp_path / "data", 2, duration_s=2.0)
+    assert invoke("prepare", *paths, "-o", tmp_path / "labels.csv").exit_code == 0
+    result = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "m.pt", "--lookahead", "25ms")
+    assert_one_line_error(result, 2, "--lookahead", "whole number of frames", "25 ms")
+    assert not (tmp_path / "m.pt").exists()

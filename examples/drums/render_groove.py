@@ -265,9 +265,10 @@ def build_midi(messages: Iterable[tuple[int, mido.Message]], kit: Kit, end_ms: i
     """A type 0 MIDI file whose tick is 1 ms, playing `messages` with `kit`'s preset on its channel."""
     midi = mido.MidiFile(type=0, ticks_per_beat=1000)
     channel = kit.channel
-    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=1_000_000, time=0),
-                            mido.Message("control_change", channel=channel, control=0, value=kit.bank % 128, time=0),
-                            mido.Message("program_change", channel=channel, program=kit.program, time=0)])
+    track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=1_000_000, time=0)])
+    if kit.bank != PERCUSSION_BANK:
+        track.append(mido.Message("control_change", channel=channel, control=0, value=kit.bank, time=0))
+    track.append(mido.Message("program_change", channel=channel, program=kit.program, time=0))
     if channel != DRUM_CHANNEL:  # on a melodic channel a note-off would cut the drum sample short
         messages = [(ms, m) for ms, m in messages if not is_note_off(m)]
     now = 0

@@ -102,7 +102,7 @@ def test_streamed_equals_whole(detector: Detector, tmp_path: Path, rate: int, ch
 
 def test_activations_run_the_detection_delay_past_the_end(tmp_path: Path) -> None:
     """A model that reports a hit 3 frames after it gets 3 frames of silence after the recording, streamed or not,
-    so a hit in the last 30 ms is still reported."""
+    so the frames that would report a hit in its last 30 ms exist."""
     torch.manual_seed(0)
     spec = ModelSpec(classes=["a"], frontend=FrontendConfig(n_mels=16, detection_delay_frames=3),
                      network=NetworkConfig(conv_channels=[4], rnn_hidden=8))

@@ -266,11 +266,10 @@ def build_midi(messages: Iterable[tuple[int, mido.Message]], kit: Kit, end_ms: i
     midi = mido.MidiFile(type=0, ticks_per_beat=1000)
     channel = kit.channel
     track = mido.MidiTrack([mido.MetaMessage("set_tempo", tempo=1_000_000, time=0)])
-    if kit.bank != PERCUSSION_BANK:
+    if channel != DRUM_CHANNEL:  # select the bank; drop note-offs, which would cut the drum sample short here
         track.append(mido.Message("control_change", channel=channel, control=0, value=kit.bank, time=0))
-    track.append(mido.Message("program_change", channel=channel, program=kit.program, time=0))
-    if channel != DRUM_CHANNEL:  # on a melodic channel a note-off would cut the drum sample short
         messages = [(ms, m) for ms, m in messages if not is_note_off(m)]
+    track.append(mido.Message("program_change", channel=channel, program=kit.program, time=0))
     now = 0
     for ms, msg in sorted((m for m in messages if m[0] <= end_ms), key=lambda m: m[0]):
         track.append(msg.copy(channel=channel, time=ms - now))
@@ -349,6 +348,9 @@ def calibrate(exe: str, kit: Kit, seed: int, rate: int) -> dict:
         onset = hit_onset(audio, rate, start)
         if onset is not None:
             delays.setdefault(note, {}).setdefault(velocity, []).append(onset - start)
+    if not delays:
+        sys.exit(f"error: kit {kit.name} played no sound on any note {CALIBRATION_NOTES[0]}-{CALIBRATION_NOTES[-1]}; "
+                 "is its preset in another bank? (--soundfont PATH@BANK:PROGRAM, e.g. @0:0)")
     latency = {note: fill_velocities(by_vel) for note, by_vel in delays.items()}
     wait = np.mean([note_start_sample(ms) / RENDER_RATE - ms / 1000 for ms, _, _ in times])
     return {"kit": kit.name, "soundfont": str(kit.soundfont), "bank": kit.bank, "program": kit.program,
@@ -598,9 +600,6 @@ def carry_augment(out_dir: Path, results: list[Result]) -> None:
 
 
 def print_calibration(cal: dict) -> None:
-    if not cal["repeat_range_ms"]:
-        sys.exit(f"error: kit {cal['kit']} played no sound on any note {CALIBRATION_NOTES[0]}-{CALIBRATION_NOTES[-1]}; "
-                 "is its preset in another bank? (--soundfont PATH@BANK:PROGRAM, e.g. @0:0)")
     offsets, spread = cal["onset_after_midi_ms"], cal["velocity_range_ms"]
     shown = ", ".join(f"{n}: {offsets[n]:.2f}" + (f" (+-{spread[n] / 2:.2f} by velocity)" if spread[n] > 0.1 else "")
                       for n in (35, 36, 37, 38, 40, 42, 44, 46) if n in offsets)

@@ -9,7 +9,7 @@ Two checks per file:
   hit's peak) is compared with its label. This measures the synthesiser timing over whole
   performances, and the class's level against the full mix shows whether it is audible.
 
-    python examples/drums/check_alignment.py /work/data/groove/val_heldout --files 3
+    python examples/drums/check_alignment.py /work/data/groove32/val_heldout --files 3
 """
 
 from __future__ import annotations

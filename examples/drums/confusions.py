@@ -1,7 +1,7 @@
 """What a model's false detections fall on: another class's hit, another drum (GM note), a second detection
 of a found hit, or nothing.
 
-    python examples/drums/confusions.py /work/data/groove/val_heldout DETECTED_DIR
+    python examples/drums/confusions.py /work/data/groove32/val_heldout DETECTED_DIR
 
 REFERENCE is a folder written by render_groove.py (`<stem>.events.tsv` with GM notes); DETECTED_DIR holds
 `eventcount detect` output for its recordings. Detections are matched to their class's hits with mir_eval

@@ -1,6 +1,6 @@
 """Which hits a model misses: recall per MIDI velocity band and for a hit's second of two within 100 ms.
 
-    python examples/drums/recall_by_velocity.py /work/data/groove/val_heldout DETECTED_DIR --class KD
+    python examples/drums/recall_by_velocity.py /work/data/groove32/val_heldout DETECTED_DIR --class KD
 
 REFERENCE is a folder written by render_groove.py (its manifest.csv names each file's MIDI performance);
 DETECTED_DIR holds `eventcount detect` output for its recordings. Hits are matched with mir_eval at 50 ms.

@@ -50,7 +50,7 @@ CLASSES_YAML = Path(__file__).resolve().with_name("classes.yaml")
 DRUM_CHANNEL = 9  # MIDI channel 10, the General MIDI percussion channel
 PERCUSSION_BANK = 128
 ROLAND_TO_GM = {22: 42, 26: 46, 58: 43}  # TD-11 hi-hat closed/open edge, tom 3 rim
-RENDER_RATE = 48000  # fluidsynth's rate; a multiple of 16 kHz
+RENDER_RATE = 48000  # fluidsynth's rate
 BLOCK = 64  # fluidsynth's internal block length in samples: notes start on block boundaries
 SYNTH_GAIN = 0.5
 TAIL_S = 1.0  # audio kept after the last hit
@@ -171,7 +171,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-duration", type=float, metavar="S",
                    help="stop once the rendered audio reaches this many seconds in total")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--sample-rate", type=int, default=16000)
+    p.add_argument("--sample-rate", type=int, default=32000,
+                   help="output rate (default 32000: hi-hats have most of their energy above 8 kHz)")
     p.add_argument("--subtype", choices=("PCM_16", "FLOAT"), default="PCM_16", help="wav sample format")
     p.add_argument("--seed", type=int, default=0, help="seed of the performance order, kits and augmentation")
     p.add_argument("--jobs", type=int, default=1, help="parallel rendering processes")

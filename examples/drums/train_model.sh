@@ -8,7 +8,7 @@
 # DATA holds train/, train_kits/, train_h2/, val_seen/, val_h2/ and val_heldout/ made by render_groove.py
 # (README.md beside this script, "Data sets").
 set -euo pipefail
-data=${1:-/work/data/groove}
+data=${1:-/work/data/groove32}
 work=${2:-$data/work}
 steps=${STEPS:-6000}
 here=$(cd "$(dirname "$0")" && pwd)

@@ -12,14 +12,14 @@ State = dict[str, torch.Tensor]
 
 
 class CausalConvBlock(nn.Module):
-    """Conv over (time, feature) padded on the left of time only, ReLU, max-pool over features only."""
+    """Conv over (time, feature) padded on the left of time only, max-pool over features only, ReLU."""
 
     def __init__(self, in_channels: int, out_channels: int, config: NetworkConfig) -> None:
         super().__init__()
         self.context = config.conv_kernel_time - 1
+        self.pool = config.pool_freq
         kernel = (config.conv_kernel_time, config.conv_kernel_freq)
         self.conv = nn.Conv2d(in_channels, out_channels, kernel, padding=(0, config.conv_kernel_freq // 2))
-        self.pool = nn.MaxPool2d((1, config.pool_freq), ceil_mode=True)
 
     def forward(self, x: torch.Tensor, past: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, C, T, F]; past: the previous chunk's last `context` frames (None = zeros)."""
@@ -27,7 +27,19 @@ class CausalConvBlock(nn.Module):
             past = x.new_zeros(x.shape[0], x.shape[1], self.context, x.shape[3])
         padded = torch.cat([past, x], dim=2)
         new_past = padded[:, :, padded.shape[2] - self.context:]
-        return self.pool(F.relu(self.conv(padded))), new_past
+        return F.relu(pool_features(self.conv(padded), self.pool)), new_past
+
+
+def pool_features(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Max over non-overlapping groups of `size` features (the last axis; a short last group is kept), as
+    `max_pool2d(x, (1, size), ceil_mode=True)` but several times faster on CPU."""
+    if size == 1:
+        return x
+    x = F.pad(x, (0, -x.shape[-1] % size), value=float("-inf"))
+    pooled = x[..., 0::size]
+    for offset in range(1, size):
+        pooled = torch.maximum(pooled, x[..., offset::size])
+    return pooled
 
 
 class CRNN(nn.Module):

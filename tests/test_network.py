@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from eventcount.config import NetworkConfig
-from eventcount.network import CRNN
+from eventcount.network import CRNN, pool_features
 
 N_FEATURES = 13  # odd, so the pooled width has to round up
 
@@ -21,6 +21,19 @@ def make_model(rnn: str = "gru", classes: int = 3, seed: int = 0) -> CRNN:
 
 def features(batch: int, frames: int, seed: int = 1) -> torch.Tensor:
     return torch.randn(batch, 2, frames, N_FEATURES, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize(("width", "size"), [(13, 2), (12, 2), (13, 3), (1, 2), (5, 1)])
+def test_pool_features_matches_max_pool(width: int, size: int) -> None:
+    """The fast pooling is max_pool2d over features with ceil_mode (a short last group kept), values and
+    gradients, including after ReLU (which commutes with max)."""
+    x = torch.randn(2, 3, 4, width, generator=torch.Generator().manual_seed(width), requires_grad=True)
+    expected = torch.nn.functional.max_pool2d(x, (1, size), ceil_mode=True)
+    pooled = pool_features(x, size)
+    assert torch.equal(pooled, expected)
+    grad_fast, = torch.autograd.grad(torch.relu(pooled).sum(), x)
+    grad_ref, = torch.autograd.grad(torch.relu(expected).sum(), x)
+    assert torch.equal(grad_fast, grad_ref)
 
 
 @pytest.mark.parametrize("rnn", ["gru", "lstm"])

@@ -391,6 +391,8 @@ def detect(
                 err.print(f"[red]error:[/] {target} exists; use --overwrite to replace it", highlight=False)
                 failures += 1
                 continue
+        if note := detector.low_rate_note(path):
+            err.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
         try:
             text = detect_file(detector, path, decode, fmt, target, tta, save_activations, options)
         except EventcountError as error:

@@ -8,6 +8,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
 
 from eventcount.annotations import Event
@@ -114,6 +115,22 @@ class Detector:
             return self.stream_activations(path)
         options = {**self.spec.frontend.sensor, **(sensor_options or {})}
         return self.activations(read_signal(path, sensor_options=options), tta)
+
+    def low_rate_note(self, path: str | Path) -> str | None:
+        """A warning when an audio file's sample rate is below the model's: the top of the band the model
+        listens to is then missing (a 16 kHz file has nothing above 8 kHz, where hi-hats are loudest)."""
+        frontend = self.spec.frontend
+        if frontend.kind != "audio" or is_sensor_file(str(path)):
+            return None
+        try:
+            rate = sf.info(str(path)).samplerate
+        except (RuntimeError, OSError):
+            return None  # unreadable: detection reports it
+        if rate >= frontend.sample_rate:
+            return None
+        return (f"{path} is sampled at {rate} Hz, so it has nothing above {rate / 2:g} Hz; model {self.name} "
+                f"listens up to {min(frontend.f_max, frontend.sample_rate / 2):g} Hz and may miss bright sounds "
+                "(hi-hats); use the original recording if it has a higher rate")
 
     def decode(self, probs: np.ndarray, config: DecodeConfig | None = None) -> list[Event]:
         return pick_events(probs, self.frame_rate, self.spec.classes, config or self.spec.decode,

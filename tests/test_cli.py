@@ -168,3 +168,27 @@ def test_lookahead_between_frames_is_refused(tmp_path: Path):
     result = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "m.pt", "--lookahead", "25ms")
     assert_one_line_error(result, 2, "--lookahead", "whole number of frames", "25 ms")
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_detect_warns_when_a_file_lacks_the_band_the_model_reads(tmp_path: Path):
+    """A 16 kHz file given to a model that reads up to 16 kHz (32 kHz front end) gets a warning naming it;
+    a 32 kHz file does not, and both are still detected."""
+    from eventcount.checkpoint import save_model
+    from eventcount.config import FrontendConfig, ModelSpec, NetworkConfig
+    from eventcount.features import n_features
+    from eventcount.network import CRNN
+
+    frontend = FrontendConfig(sample_rate=32000, n_fft=1024, f_max=16000, n_mels=24)
+    spec = ModelSpec(classes=["hat"], frontend=frontend, network=NetworkConfig(conv_channels=[4], rnn_hidden=8))
+    model = tmp_path / "wide.pt"
+    save_model(model, CRNN(n_features(frontend), 1, spec.network), spec, n_features(frontend), {})
+    noise = np.random.default_rng(0).normal(0, 0.1, 32000).astype(np.float32)
+    sf.write(tmp_path / "narrow.wav", noise[:16000], 16000)
+    sf.write(tmp_path / "wide.wav", noise, 32000)
+    narrow = invoke("detect", tmp_path / "narrow.wav", "-m", model, "-o", tmp_path / "narrow.tsv")
+    assert narrow.exit_code == 0, narrow.output
+    text = " ".join(narrow.output.split())
+    assert "warning:" in text and "narrow.wav is sampled at 16000 Hz" in text and "nothing above 8000 Hz" in text
+    wide = invoke("detect", tmp_path / "wide.wav", "-m", model, "-o", tmp_path / "wide.tsv")
+    assert wide.exit_code == 0 and "warning" not in wide.output
+    assert (tmp_path / "narrow.tsv").exists() and (tmp_path / "wide.tsv").exists()

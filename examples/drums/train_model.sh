@@ -13,7 +13,7 @@ work=${2:-$data/work}
 steps=${STEPS:-6000}
 here=$(cd "$(dirname "$0")" && pwd)
 classes="$here/classes.yaml"
-frontend="$here/frontend.yaml"  # 64 mel bands
+frontend="$here/frontend.yaml"  # 32 kHz, 80 mel bands up to 16 kHz
 mkdir -p "$work"
 
 # Count labels: KD/SD/HH counts per 0.25 s window; the timestamps are not used for training.

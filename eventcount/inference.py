@@ -8,7 +8,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from eventcount.annotations import Event
@@ -17,9 +16,10 @@ from eventcount.augment import stretch
 from eventcount.checkpoint import load_model
 from eventcount.config import DecodeConfig, ModelSpec
 from eventcount.decode import pick_events
+from eventcount.errors import EventcountError
 from eventcount.features import FeatureExtractor, FeatureState, resample_ratio, working_rate
 from eventcount.network import CRNN
-from eventcount.signals import Signal, is_sensor_file, iter_audio_blocks, read_signal
+from eventcount.signals import Signal, audio_rate, is_sensor_file, iter_audio_blocks, read_signal
 
 BLOCK_S = 60.0
 RESAMPLE_MARGIN = 512
@@ -123,8 +123,8 @@ class Detector:
         if frontend.kind != "audio" or is_sensor_file(str(path)):
             return None
         try:
-            rate = sf.info(str(path)).samplerate
-        except (RuntimeError, OSError):
+            rate = audio_rate(path)
+        except EventcountError:
             return None  # unreadable: detection reports it
         if rate >= frontend.sample_rate:
             return None

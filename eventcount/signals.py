@@ -79,11 +79,20 @@ def read_audio(source: str | Path | bytes, label: str) -> Signal:
 
 def audio_duration(path: str | Path) -> float:
     """Duration in seconds from the audio header, without reading the samples."""
+    info = _audio_info(path)
+    return info.frames / info.samplerate
+
+
+def audio_rate(path: str | Path) -> int:
+    """Sample rate in Hz from the audio header."""
+    return int(_audio_info(path).samplerate)
+
+
+def _audio_info(path: str | Path):
     try:
-        info = sf.info(str(path))
+        return sf.info(str(path))
     except (sf.LibsndfileError, RuntimeError) as err:
         raise EventcountError(f"{path}: cannot read audio ({_short(err)})") from None
-    return info.frames / info.samplerate
 
 
 def signal_duration(path: str | Path, sensor_options: dict[str, Any] | None = None) -> float:

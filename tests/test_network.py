@@ -26,7 +26,7 @@ def features(batch: int, frames: int, seed: int = 1) -> torch.Tensor:
 @pytest.mark.parametrize(("width", "size"), [(13, 2), (12, 2), (13, 3), (1, 2), (5, 1)])
 def test_pool_features_matches_max_pool(width: int, size: int) -> None:
     """The fast pooling is max_pool2d over features with ceil_mode (a short last group kept), values and
-    gradients, including after ReLU (which commutes with max)."""
+    gradients; ReLU after it equals ReLU before max_pool2d (the block's order before the change)."""
     x = torch.randn(2, 3, 4, width, generator=torch.Generator().manual_seed(width), requires_grad=True)
     expected = torch.nn.functional.max_pool2d(x, (1, size), ceil_mode=True)
     pooled = pool_features(x, size)
@@ -34,6 +34,7 @@ def test_pool_features_matches_max_pool(width: int, size: int) -> None:
     grad_fast, = torch.autograd.grad(torch.relu(pooled).sum(), x)
     grad_ref, = torch.autograd.grad(torch.relu(expected).sum(), x)
     assert torch.equal(grad_fast, grad_ref)
+    assert torch.equal(torch.relu(pooled), torch.nn.functional.max_pool2d(torch.relu(x), (1, size), ceil_mode=True))
 
 
 @pytest.mark.parametrize("rnn", ["gru", "lstm"])

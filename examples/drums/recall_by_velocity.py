@@ -1,4 +1,5 @@
-"""Which hits a model misses: recall per MIDI velocity band and for a hit's second of two within 100 ms.
+"""Which hits a model misses: recall per GM note, per MIDI velocity band and for a hit's second of two within
+100 ms.
 
     python examples/drums/recall_by_velocity.py /work/data/groove32/val_heldout DETECTED_DIR --class KD
 
@@ -31,12 +32,13 @@ def main() -> None:
     args = p.parse_args()
     notes = {n for n, c in rg.read_class_map(rg.CLASSES_YAML).items() if c == args.name}
     detected = {event_file_stem(f): f for f in args.detected.iterdir()}
-    velocities, found, close = [], [], []
+    velocities, found, close, hit_notes = [], [], [], []
     for row in csv.DictReader((args.reference / "manifest.csv").open(newline="", encoding="utf-8")):
         hits = sorted((ms, vel) for ms, note, vel in rg.read_score(args.groove / "midi" / row["midi"]).hits
                       if note in notes)
         labels = read_events(args.reference / f"{row['stem']}.events.tsv")
-        times = np.array(sorted(e.time_s for e in labels if int(e.label) in notes))
+        labelled = sorted((e.time_s, int(e.label)) for e in labels if int(e.label) in notes)
+        times = np.array([t for t, _ in labelled])
         if row["stem"] not in detected or len(times) != len(hits):
             continue
         estimate = events_by_class(read_events(detected[row["stem"]]), [args.name])[args.name]
@@ -45,8 +47,12 @@ def main() -> None:
         velocities += [vel for _, vel in hits]
         found += list(hit)
         close += list(np.diff(times, prepend=-1.0) < 0.1)
-    velocities, found, close = np.array(velocities), np.array(found), np.array(close)
+        hit_notes += [note for _, note in labelled]
+    velocities, found, close, hit_notes = np.array(velocities), np.array(found), np.array(close), np.array(hit_notes)
     print(f"{args.name}: {found.size} hits, recall {found.mean():.3f}")
+    for note in sorted(set(hit_notes.tolist())):
+        of_note = hit_notes == note
+        print(f"  note {note}: {of_note.sum():6d} hits ({of_note.mean():.0%}), recall {found[of_note].mean():.3f}")
     for low, high in BANDS:
         band = (velocities >= low) & (velocities < high)
         print(f"  velocity {low:3d}-{high - 1:3d}: {band.sum():6d} hits ({band.mean():.0%}), "

@@ -48,7 +48,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             audio = rg.run_fluidsynth(exe, kit, hits_midi(kit), Path(tmp))
         shares = []
-        for i, _ in enumerate(NOTES):
+        for i in range(len(NOTES)):
             start = rg.note_start_sample(i * SPACING_MS)
             hit = audio[start: start + int(HIT_S * rg.RENDER_RATE)]
             shares += [energy_above(hit, rg.RENDER_RATE, edge) for edge in EDGES_HZ]

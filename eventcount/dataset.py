@@ -1,7 +1,8 @@
-"""Training data: count-label clips over cached, time-stretched feature frames, served as padded batches."""
+"""Training data: count-label clips over cached, augmented feature frames, served as padded batches."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,8 @@ class ClipData:
 
     def __init__(self, table: CountTable, frontend: FrontendConfig, factors: list[float],
                  with_events: bool = False, events_dir: Path | None = None,
-                 class_map: dict[str, str] | None = None, fit_prior: bool = False, progress=None) -> None:
+                 class_map: dict[str, str] | None = None, fit_prior: bool = False, progress=None,
+                 augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.table = table
         self.frontend = frontend
         self.factors = factors
@@ -99,7 +101,8 @@ class ClipData:
             extractor = FeatureExtractor(frontend, self.channels)
         rate = working_rate(frontend)
         for i, (path, samples) in enumerate(zip(paths, prepared, strict=True)):
-            feats = {f: extractor(stretch(samples, rate, f)).half() for f in factors}
+            copies = {f: stretch(samples, rate, f) for f in factors}
+            feats = {f: extractor(augment(x) if augment else x).half() for f, x in copies.items()}
             events = load_events(path, events_dir, table.classes, class_map) if with_events else None
             self.recordings[path] = Recording(path, samples.shape[-1] / rate, feats, events)
             if progress:

@@ -16,10 +16,12 @@ import torch
 
 from eventcount import losses
 from eventcount.atomic import atomic_write
+from eventcount.augment import band_limiter
 from eventcount.checkpoint import save_model
 from eventcount.config import ModelSpec, TrainConfig
 from eventcount.dataset import Batch, ClipData
 from eventcount.errors import EventcountError
+from eventcount.features import working_rate
 from eventcount.labels import CountTable
 from eventcount.network import CRNN
 from eventcount.thresholds import calibrate_lag, choose_thresholds, recording_probabilities
@@ -157,7 +159,9 @@ def train(
         table, val_table = split_validation(table, config.val_fraction, config.seed)
     timed = config.loss != "counts"
     stage(f"computing features of {len(table.recordings())} training recordings")
-    train_data = ClipData(table, spec.frontend, config.stretch_factors, timed, events_dir, class_map, fit_prior=True)
+    augment = band_limiter(config.band_limit, config.band_limit_rates_hz, working_rate(spec.frontend), config.seed)
+    train_data = ClipData(table, spec.frontend, config.stretch_factors, timed, events_dir, class_map, fit_prior=True,
+                          augment=augment)
     perturb_events(train_data, config)
     stage(f"computing features of {len(val_table.recordings())} validation recordings")
     timed_validation = timed or val_events_dir is not None

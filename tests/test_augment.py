@@ -1,4 +1,5 @@
-"""Time-stretch augmentation: lengths scale, events move to factor * t, counts are kept."""
+"""Augmentation: time stretch scales lengths and moves events to factor * t; band limiting removes what a lower
+sample rate cannot hold and keeps the rest; both keep counts."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import pytest
 import scipy.signal
 import torch
 
-from eventcount.augment import stretch, stretch_times
+from eventcount.augment import band_limit, band_limiter, stretch, stretch_times
+from eventcount.errors import EventcountError
 
 RATE = 44100
 TIMES_S = np.array([0.4, 0.9, 1.5, 2.0])
@@ -81,3 +83,67 @@ def test_stretch_keeps_leading_dimensions() -> None:
     out = stretch(samples, RATE, 1.25)
     assert out.shape[0] == 2
     assert abs(out.shape[1] - 1.25 * samples.shape[1]) <= 2
+
+
+def tone(freq_hz: float, rate: int, seconds: float = 1.0) -> torch.Tensor:
+    t = np.arange(int(seconds * rate)) / rate
+    return torch.from_numpy(np.sin(2 * np.pi * freq_hz * t).astype(np.float32))
+
+
+def test_band_limit_removes_what_the_lower_rate_cannot_hold() -> None:
+    """At 32 kHz heard as a 16 kHz recording: a 3 kHz tone passes, a 10 kHz tone is gone; length is kept."""
+    low, high = tone(3000, 32000), tone(10000, 32000)
+    kept, removed = band_limit(low, 32000, 16000), band_limit(high, 32000, 16000)
+    assert kept.shape == low.shape and removed.shape == high.shape
+    middle = slice(1000, -1000)  # away from the resampler's edge effects
+    assert torch.allclose(kept[middle], low[middle], atol=2e-2)
+    assert float(removed[middle].square().mean()) < 1e-4 * float(high[middle].square().mean())
+
+
+def test_band_limiter_draws_whole_khz_rates_for_a_share_of_copies(monkeypatch) -> None:
+    import eventcount.augment as augment
+
+    drawn = []
+    monkeypatch.setattr(augment, "band_limit", lambda samples, rate, low_rate: drawn.append(low_rate) or samples)
+    apply = band_limiter(0.3, [8000, 24000], 32000, seed=0)
+    samples = tone(1000, 32000, 0.1)
+    for _ in range(1000):
+        assert apply(samples) is samples
+    assert 230 < len(drawn) < 370  # ~30 % of copies
+    assert set(drawn) <= {1000.0 * k for k in range(8, 25)} and len(set(drawn)) > 10
+    assert band_limiter(0.0, None, 32000, seed=0) is None
+
+
+def test_band_limiter_default_rates_and_bad_settings() -> None:
+    assert band_limiter(1.0, None, 32000, seed=0) is not None  # 8-24 kHz
+    with pytest.raises(EventcountError, match="between 0 and 1"):
+        band_limiter(1.5, None, 32000, seed=0)
+    with pytest.raises(EventcountError, match="below the front end's 16000 Hz"):
+        band_limiter(0.5, [8000, 16000], 16000, seed=0)
+    with pytest.raises(EventcountError, match="LOW <= HIGH"):
+        band_limiter(0.5, [9000, 8500], 32000, seed=0)
+
+
+def test_training_copies_are_band_limited_before_their_features(tmp_path) -> None:
+    """ClipData applies the augmentation to each stretched copy: a 16 kHz front end on noise heard as a 4 kHz
+    recording has (nearly) constant features in the bands above 2 kHz, the untouched copy does not."""
+    import soundfile as sf
+
+    from eventcount.config import FrontendConfig
+    from eventcount.dataset import ClipData
+    from eventcount.features import FeatureExtractor
+    from eventcount.prepare import make_count_table
+    from eventcount.writers import write_events
+
+    wav = tmp_path / "noise.wav"
+    sf.write(wav, np.random.default_rng(0).normal(0, 0.1, 3 * 16000).astype(np.float32), 16000)
+    write_events(tmp_path / "noise.events.tsv", [])
+    table = make_count_table([wav], None, None, ["x"], window_s=1.0)
+    frontend = FrontendConfig()
+    plain = ClipData(table, frontend, [1.0])
+    limited = ClipData(table, frontend, [1.0], augment=lambda x: band_limit(x, 16000, 4000))
+    centres = FeatureExtractor(frontend).mel.argmax(dim=0).numpy() * 16000 / frontend.n_fft
+    high = torch.from_numpy(centres > 2500)
+    settled = slice(100, None)  # after the running normalisation has adapted
+    spread = [d.recordings[wav].features[1.0][0, settled][:, high].float().std().item() for d in (plain, limited)]
+    assert spread[0] > 0.2 and spread[1] < 0.1 * spread[0]

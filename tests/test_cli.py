@@ -192,3 +192,16 @@ def test_detect_warns_when_a_file_lacks_the_band_the_model_reads(tmp_path: Path)
     wide = invoke("detect", tmp_path / "wide.wav", "-m", model, "-o", tmp_path / "wide.tsv")
     assert wide.exit_code == 0 and "warning" not in wide.output
     assert (tmp_path / "narrow.tsv").exists() and (tmp_path / "wide.tsv").exists()
+
+
+def test_band_limit_is_a_training_option_stored_with_the_model(tmp_path: Path):
+    paths = make_synthetic_set(tmp_path / "data", 3, duration_s=2.0)
+    assert invoke("prepare", *paths, "-o", tmp_path / "labels.csv").exit_code == 0
+    result = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "m.pt", "--steps", "2",
+                    "--band-limit", "0.5", "--stretch", "off")
+    assert result.exit_code == 0, result.output
+    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    assert payload["training"]["config"]["band_limit"] == 0.5
+    bad = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "bad.pt", "--band-limit", "2")
+    assert_one_line_error(bad, 1, "band_limit", "between 0 and 1")
+    assert not (tmp_path / "bad.pt").exists()

@@ -100,9 +100,9 @@ class ClipData:
             fit_norm_prior(frontend, extractor, prepared[:NORM_PRIOR_RECORDINGS])
             extractor = FeatureExtractor(frontend, self.channels)
         rate = working_rate(frontend)
+        augment = augment or (lambda samples: samples)
         for i, (path, samples) in enumerate(zip(paths, prepared, strict=True)):
-            copies = {f: stretch(samples, rate, f) for f in factors}
-            feats = {f: extractor(augment(x) if augment else x).half() for f, x in copies.items()}
+            feats = {f: extractor(augment(stretch(samples, rate, f))).half() for f in factors}
             events = load_events(path, events_dir, table.classes, class_map) if with_events else None
             self.recordings[path] = Recording(path, samples.shape[-1] / rate, feats, events)
             if progress:

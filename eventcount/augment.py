@@ -3,13 +3,10 @@
 Time stretch: a factor s > 1 makes the recording s times longer (slower), so an event at t seconds moves to s * t.
 Band limit: the recording is heard as if it had been made at a lower sample rate (nothing above that rate's
 Nyquist frequency), which is what the front end makes of a user's low-rate file.
-Band masks (SpecAugment's frequency masking): a few random runs of feature bands are blanked in each clip, so the
-model cannot rest on one band's cue.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 
 import librosa
@@ -73,15 +70,3 @@ def band_limiter(share: float, rates_hz: list[float] | None, rate: float,
         return band_limit(samples, rate, 1000.0 * int(rng.integers(lowest, highest + 1)))
 
     return apply
-
-
-def mask_bands(features: torch.Tensor, rng: random.Random, count: int, max_width: int) -> torch.Tensor:
-    """Blank (set to 0, the normalised features' resting value) `count` runs of 0..`max_width` bands in each
-    clip of a batch [B, C, T, F], in place; returns it."""
-    n_bands = features.shape[-1]
-    for clip in features:
-        for _ in range(count):
-            width = rng.randint(0, min(max_width, n_bands))
-            start = rng.randint(0, n_bands - width)
-            clip[..., start: start + width] = 0.0
-    return features

@@ -16,7 +16,7 @@ import torch
 
 from eventcount import losses
 from eventcount.atomic import atomic_write
-from eventcount.augment import band_limiter, mask_bands
+from eventcount.augment import band_limiter
 from eventcount.checkpoint import save_model
 from eventcount.config import ModelSpec, TrainConfig
 from eventcount.dataset import Batch, ClipData
@@ -159,9 +159,6 @@ def train(
         table, val_table = split_validation(table, config.val_fraction, config.seed)
     timed = config.loss != "counts"
     stage(f"computing features of {len(table.recordings())} training recordings")
-    if config.band_masks < 0 or config.band_mask_width < 1:
-        raise EventcountError(f"band_masks must be >= 0 and band_mask_width >= 1, got {config.band_masks} and "
-                              f"{config.band_mask_width}")
     augment = band_limiter(config.band_limit, config.band_limit_rates_hz, working_rate(spec.frontend), config.seed)
     train_data = ClipData(table, spec.frontend, config.stretch_factors, timed, events_dir, class_map, fit_prior=True,
                           augment=augment)
@@ -210,8 +207,6 @@ def _train_loop(model, optimizer, scheduler, train_data, val_data, config, spec,
             indices = [rng.randrange(len(train_data.clips)) for _ in range(config.batch_size)]
             factors = [rng.choice(config.stretch_factors) for _ in indices]
             batch = train_data.batch(indices, factors, context, needs_targets, edge_softness)
-            if config.band_masks:
-                mask_bands(batch.features, rng, config.band_masks, config.band_mask_width)
             logits, _ = model(batch.features.to(config.device))
             loss = compute_loss(config, logits, batch, step, spec.frontend.frame_rate)
             optimizer.zero_grad()

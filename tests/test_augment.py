@@ -147,19 +147,3 @@ def test_training_copies_are_band_limited_before_their_features(tmp_path) -> Non
     settled = slice(100, None)  # after the running normalisation has adapted
     spread = [d.recordings[wav].features[1.0][0, settled][:, high].float().std().item() for d in (plain, limited)]
     assert spread[0] > 0.2 and spread[1] < 0.1 * spread[0]
-
-
-def test_band_masks_blank_runs_of_bands_in_each_clip() -> None:
-    import random
-
-    from eventcount.augment import mask_bands
-
-    features = torch.ones(16, 2, 30, 40)
-    mask_bands(features, random.Random(0), count=2, max_width=8)
-    for clip in features:
-        blank = (clip == 0).all(dim=1).all(dim=0)  # bands blanked in both channels at every frame
-        assert torch.equal(blank, (clip == 0).any(dim=1).any(dim=0))  # whole bands only
-        assert 0 <= int(blank.sum()) <= 16
-    assert int((features == 0).all(dim=2).all(dim=1).sum()) > 16  # some bands were blanked
-    untouched = torch.ones(2, 2, 5, 6)
-    assert torch.equal(mask_bands(untouched, random.Random(0), count=0, max_width=8), torch.ones(2, 2, 5, 6))

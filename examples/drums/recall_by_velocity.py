@@ -57,7 +57,8 @@ def main() -> None:
         band = (velocities >= low) & (velocities < high)
         print(f"  velocity {low:3d}-{high - 1:3d}: {band.sum():6d} hits ({band.mean():.0%}), "
               f"recall {found[band].mean() if band.any() else float('nan'):.3f}")
-    print(f"  second of two hits within 100 ms: {close.sum()} hits, recall {found[close].mean():.3f}")
+    print(f"  second of two hits within 100 ms: {close.sum()} hits, recall {found[close].mean():.3f}, "
+          f"median velocity {np.median(velocities[close]) if close.any() else float('nan'):.0f}")
 
 
 if __name__ == "__main__":

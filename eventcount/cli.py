@@ -224,7 +224,7 @@ def train(
     context: Annotated[str | None, typer.Option(help="Unlabelled context before each clip (stops late firing).")] = None,
     lookahead: Annotated[str | None, typer.Option(help="How long after a hit the model may wait before reporting it, e.g. 60ms (audio default: one frame).")] = None,
     stretch: Annotated[str | None, typer.Option(help="Time-stretch range LOW,HIGH (e.g. 0.8,1.25) or off.")] = None,
-    band_limit: Annotated[float | None, typer.Option(help="Share of training copies heard as if recorded at a random lower sample rate, e.g. 0.3 (for models that must also work on low-rate files).")] = None,
+    band_limit: Annotated[float | None, typer.Option(help="Share of training copies heard as if recorded at a random lower sample rate, e.g. 0.3 (for models that must also work on low-rate files).", min=0.0, max=1.0)] = None,
     softness: Annotated[str | None, typer.Option(help="SoftLoc smoothing width (std), e.g. 100ms.")] = None,
     alpha_start: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the start.")] = None,
     alpha_end: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the end.")] = None,

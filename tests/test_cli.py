@@ -152,13 +152,18 @@ def test_detect_never_overwrites(tmp_path: Path, tiny_model: Path):
     assert target.read_text().startswith("# time_s")
 
 
-def test_lookahead_is_stored_in_frames(tmp_path: Path):
+def train_two_steps(tmp_path: Path, *flags: str) -> dict:
+    """Count labels for three short synthetic recordings, two training steps with `flags`; the model file's payload."""
     paths = make_synthetic_set(tmp_path / "data", 3, duration_s=2.0)
     assert invoke("prepare", *paths, "-o", tmp_path / "labels.csv").exit_code == 0
     result = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "m.pt", "--steps", "2",
-                    "--lookahead", "30ms", "--stretch", "off")
+                    "--stretch", "off", *flags)
     assert result.exit_code == 0, result.output
-    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    return torch.load(tmp_path / "m.pt", weights_only=True)
+
+
+def test_lookahead_is_stored_in_frames(tmp_path: Path):
+    payload = train_two_steps(tmp_path, "--lookahead", "30ms")
     assert payload["frontend"]["detection_delay_frames"] == 3
 
 
@@ -195,12 +200,7 @@ def test_detect_warns_when_a_file_lacks_the_band_the_model_reads(tmp_path: Path)
 
 
 def test_band_limit_is_a_training_option_stored_with_the_model(tmp_path: Path):
-    paths = make_synthetic_set(tmp_path / "data", 3, duration_s=2.0)
-    assert invoke("prepare", *paths, "-o", tmp_path / "labels.csv").exit_code == 0
-    result = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "m.pt", "--steps", "2",
-                    "--band-limit", "0.5", "--stretch", "off")
-    assert result.exit_code == 0, result.output
-    payload = torch.load(tmp_path / "m.pt", weights_only=True)
+    payload = train_two_steps(tmp_path, "--band-limit", "0.5")
     assert payload["training"]["config"]["band_limit"] == 0.5
     bad = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "bad.pt", "--band-limit", "2")
     assert bad.exit_code == 2 and "--band-limit" in bad.output

@@ -15,7 +15,7 @@ from eventcount.augment import stretch
 from eventcount.config import FrontendConfig
 from eventcount.features import FeatureExtractor, detection_frames, fit_norm_prior, to_frame, working_rate
 from eventcount.labels import Clip, CountTable
-from eventcount.signals import read_signal
+from eventcount.signals import read_signal, signal_duration
 
 NORM_PRIOR_RECORDINGS = 24
 EDGE_COUNT_BINS = 6  # counts kept of an uncertain clip count (the most likely ones; the rest is negligible)
@@ -89,25 +89,29 @@ class ClipData:
         self.factors = factors
         self.recordings: dict[Path, Recording] = {}
         paths = table.recordings()
-        signals = [read_signal(path, sensor_options=frontend.sensor) for path in paths]
+        for path in paths:  # an unreadable file fails now, before any features are computed
+            signal_duration(path, frontend.sensor)
         if frontend.kind == "sensor":
-            frontend.sensor["channels"] = int(signals[0].data.shape[1])
+            frontend.sensor["channels"] = int(read_signal(paths[0], sensor_options=frontend.sensor).data.shape[1])
         self.channels = int(frontend.sensor.get("channels", 1)) if frontend.kind == "sensor" else 1
         extractor = FeatureExtractor(frontend, self.channels)
-        prepared = [extractor.prepare(signal) for signal in signals]  # resampled once, at the working rate
-        del signals
         if fit_prior:
-            fit_norm_prior(frontend, extractor, prepared[:NORM_PRIOR_RECORDINGS])
+            fit_norm_prior(frontend, extractor, [self._samples(extractor, p) for p in paths[:NORM_PRIOR_RECORDINGS]])
             extractor = FeatureExtractor(frontend, self.channels)
         rate = working_rate(frontend)
         augment = augment or (lambda samples: samples)
-        for i, (path, samples) in enumerate(zip(paths, prepared, strict=True)):
+        for i, path in enumerate(paths):  # one recording's samples in memory at a time
+            samples = self._samples(extractor, path)
             feats = {f: extractor(augment(stretch(samples, rate, f))).half() for f in factors}
             events = load_events(path, events_dir, table.classes, class_map) if with_events else None
             self.recordings[path] = Recording(path, samples.shape[-1] / rate, feats, events)
             if progress:
                 progress(i + 1, len(paths))
         self.clips = list(table.clips)
+
+    def _samples(self, extractor: FeatureExtractor, path: Path) -> torch.Tensor:
+        """A recording's samples at the frontend's working rate."""
+        return extractor.prepare(read_signal(path, sensor_options=self.frontend.sensor))
 
     @property
     def n_features(self) -> int:

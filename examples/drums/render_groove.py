@@ -110,23 +110,8 @@ class Score:
         return max((ms for ms, _, _ in self.hits), default=0)
 
 
-@dataclass(frozen=True)
-class MixedKits:
-    """Every file a kit of its own made of parts: kick, snare, hi-hat and the other drums each played with a
-    kit drawn at random from `kits` (per file, seeded), at a random level (`GROUP_GAIN_DB`)."""
-
-    kits: tuple[Kit | HydrogenKit, ...]
-
-    @property
-    def name(self) -> str:
-        return "mix"
-
-
 AnyKit = Kit | HydrogenKit
-Pick = tuple[Performance, AnyKit | MixedKits]
-# Levels of the parts of a mixed kit, each peak-normalised first (dB; uniform in the range). In the soundfonts
-# a hi-hat peaks 6-15 dB below the kick at the same velocity (README.md, "Soundfonts on this machine").
-GROUP_GAIN_DB = {"KD": (-4.0, 0.0), "SD": (-4.0, 0.0), "HH": (-15.0, -5.0), "other": (-12.0, -3.0)}
+Pick = tuple[Performance, AnyKit]
 
 
 @dataclass(frozen=True)
@@ -134,8 +119,8 @@ class Job:
     """Everything a worker needs to render one performance with one kit."""
 
     performance: Performance
-    kit: AnyKit | MixedKits
-    latency: dict[str, dict[int, list[float]]]  # per soundfont kit name: note -> delay by velocity
+    kit: AnyKit
+    latency: dict[int, list[float]]
     out_dir: Path
     sample_rate: int
     subtype: str
@@ -200,9 +185,6 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--vary-instruments", action="store_true",
                    help="Hydrogen kits: re-pitch (+-4 semitones), re-level (+-6 dB) and sometimes damp each "
                         "instrument, per file")
-    p.add_argument("--mix-kits", action="store_true",
-                   help="every file plays kick, snare, hi-hat and the other drums each with a kit drawn at random "
-                        "from the given kits, at random levels")
     p.add_argument("--overwrite", action="store_true", help="re-render files that already exist")
     return p.parse_args(argv)
 
@@ -492,10 +474,21 @@ def render_job(job: Job) -> Result:
         return existing_result(job, wav, tsv)
     score = read_score(job.performance.midi)
     rng = np.random.default_rng(file_seed(job.seed, job.stem))
-    if isinstance(job.kit, MixedKits):
-        audio, labels, params = render_mixed(job.kit, score, job, rng)
+    params: dict = {}
+    if isinstance(job.kit, HydrogenKit):
+        n_samples = round((score.last_hit_ms / 1000 + TAIL_S) * job.sample_rate)
+        audio, labels, variations = render_hits(job.kit, score.hits, job.sample_rate, n_samples, rng,
+                                                job.vary_instruments)
+        labels.sort()
+        if variations:
+            params["instruments"] = {name: dataclasses.asdict(v) for name, v in variations.items()}
     else:
-        audio, labels, params = render_score(job.kit, score, job, rng)
+        labels = sorted((label_time(ms, note, vel, job.latency), note) for ms, note, vel in score.hits)
+        end_s = (labels[-1][0] if labels else 0.0) + TAIL_S
+        midi = build_midi(score.messages, job.kit, score.last_hit_ms + int(1000 * TAIL_S) + 500)
+        with tempfile.TemporaryDirectory() as tmp:
+            audio = run_fluidsynth(job.fluidsynth, job.kit, midi, Path(tmp))
+        audio = to_rate(fit_length(audio, round(end_s * RENDER_RATE)), job.sample_rate)
     audio = peak_normalise(audio)
     if job.distractors and rng.random() < job.distractor_prob:
         audio, params["distractors"] = add_distractors(audio, job, rng)
@@ -506,48 +499,6 @@ def render_job(job: Job) -> Result:
     write_events(tsv, labels, job)
     return Result(job.stem, job.kit.name, audio.size / job.sample_rate, Counter(n for _, n in labels),
                   augment=params)
-
-
-def render_score(kit: AnyKit, score: Score, job: Job, rng: np.random.Generator
-                 ) -> tuple[np.ndarray, list[tuple[float, int]], dict]:
-    """A score played with one kit: (audio at the output rate, sorted (time_s, note) labels, parameters)."""
-    params: dict = {}
-    if isinstance(kit, HydrogenKit):
-        n_samples = round((score.last_hit_ms / 1000 + TAIL_S) * job.sample_rate)
-        audio, labels, variations = render_hits(kit, score.hits, job.sample_rate, n_samples, rng,
-                                                job.vary_instruments)
-        if variations:
-            params["instruments"] = {name: dataclasses.asdict(v) for name, v in variations.items()}
-        return audio, sorted(labels), params
-    latency = job.latency[kit.name]
-    labels = sorted((label_time(ms, note, vel, latency), note) for ms, note, vel in score.hits)
-    end_s = (labels[-1][0] if labels else 0.0) + TAIL_S
-    midi = build_midi(score.messages, kit, score.last_hit_ms + int(1000 * TAIL_S) + 500)
-    with tempfile.TemporaryDirectory() as tmp:
-        audio = run_fluidsynth(job.fluidsynth, kit, midi, Path(tmp))
-    return to_rate(fit_length(audio, round(end_s * RENDER_RATE)), job.sample_rate), labels, params
-
-
-def render_mixed(mixed: MixedKits, score: Score, job: Job, rng: np.random.Generator
-                 ) -> tuple[np.ndarray, list[tuple[float, int]], dict]:
-    """Each group of notes (KD, SD, HH by classes.yaml, other) played with its own randomly drawn kit, each part
-    peak-normalised and mixed at a random level (GROUP_GAIN_DB)."""
-    group_of = read_class_map(CLASSES_YAML)
-    parts, labels, params = [], [], {}
-    for group, (low_db, high_db) in GROUP_GAIN_DB.items():
-        part = Score([(ms, m) for ms, m in score.messages
-                      if not hasattr(m, "note") or group_of.get(m.note, "other") == group],
-                     [hit for hit in score.hits if group_of.get(hit[1], "other") == group])
-        if not part.hits:
-            continue
-        kit = mixed.kits[int(rng.integers(len(mixed.kits)))]
-        audio, part_labels, part_params = render_score(kit, part, job, rng)
-        gain_db = float(rng.uniform(low_db, high_db))
-        parts.append(peak_normalise(audio) * 10 ** (gain_db / 20))
-        labels += part_labels
-        params[group] = {"kit": kit.name, "gain_db": round(gain_db, 2), **part_params}
-    n = max((a.size for a in parts), default=0)
-    return sum((fit_length(a, n) for a in parts), np.zeros(n)), sorted(labels), params
 
 
 def add_distractors(audio: np.ndarray, job: Job, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
@@ -593,7 +544,7 @@ def init_worker() -> None:
 # --------------------------------------------------------------------------- selection and summary
 
 
-def select(performances: list[Performance], kits: list[AnyKit], args: argparse.Namespace) -> list[Pick]:
+def select(performances: list[Performance], kits: list[Kit], args: argparse.Namespace) -> list[Pick]:
     """Performances in a seeded random order with their kits (in turn, or all), up to the limits."""
     order = np.random.default_rng(args.seed).permutation(len(performances))
     chosen: list[Pick] = []
@@ -604,10 +555,7 @@ def select(performances: list[Performance], kits: list[AnyKit], args: argparse.N
         if args.max_duration is not None and total >= args.max_duration:
             break
         perf = performances[index]
-        if args.mix_kits:
-            its_kits = [MixedKits(tuple(kits))]
-        else:
-            its_kits = kits if args.all_kits else [kits[i % len(kits)]]
+        its_kits = kits if args.all_kits else [kits[i % len(kits)]]
         chosen.extend((perf, kit) for kit in its_kits)
         total += score_duration(read_score(perf.midi)) * len(its_kits)
     return chosen
@@ -682,9 +630,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                for kit in kits if isinstance(kit, HydrogenKit)]
     (args.out / "calibration.json").write_text(json.dumps([*calibrations.values(), *sampled], indent=1) + "\n")
     shutil.copy(CLASSES_YAML, args.out / "classes.yaml")
-    latency = {kit.name: cal["latency_s"] for kit, cal in calibrations.items()}
-    jobs = [Job(perf, kit, latency, args.out, args.sample_rate, args.subtype, args.augment, args.seed, args.overwrite,
-                exe, distractors, args.distractor_prob, args.vary_instruments)
+    jobs = [Job(perf, kit, calibrations[kit]["latency_s"] if kit in calibrations else {}, args.out, args.sample_rate,
+                args.subtype, args.augment, args.seed, args.overwrite, exe, distractors, args.distractor_prob,
+                args.vary_instruments)
             for perf, kit in select(performances, kits, args)]
     print(f"rendering {len(jobs)} files to {args.out} with {args.jobs} process(es)", flush=True)
     with multiprocessing.Pool(args.jobs, initializer=init_worker) as pool:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from eventcount import losses
 from eventcount.atomic import atomic_write
@@ -128,9 +128,17 @@ def make_optimizer(model: CRNN, config: TrainConfig):
 
 
 def weight_average(model: CRNN, decay: float) -> AveragedModel | None:
-    """An exponential moving average of `model`'s weights (None when `decay` is 0): each step moves it a share
-    1 - decay towards the current weights, so it averages over about the last 1 / (1 - decay) steps."""
-    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(decay)) if decay else None
+    """An exponential moving average of `model`'s weights (None when `decay` is 0). The n-th update moves it a
+    share 1 - min(decay, (1 + n) / (10 + n)) towards the current weights: about the last 1 / (1 - decay) steps in
+    a long run, and no more than the last tenth or so of a short or interrupted one (TensorFlow's rule)."""
+    if not decay:
+        return None
+
+    def update(average: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        keep = min(decay, (1 + float(n)) / (10 + float(n)))
+        return keep * average + (1 - keep) * current
+
+    return AveragedModel(model, avg_fn=update)
 
 
 def resume_path(out: Path) -> Path:

@@ -18,19 +18,22 @@ from eventcount.synthetic import make_synthetic_set
 SMALL = NetworkConfig(conv_channels=[4], rnn_hidden=8)
 
 
-def test_average_moves_a_share_towards_the_current_weights() -> None:
+@pytest.mark.parametrize(("decay", "updates", "keep"), [(0.9, 1, 2 / 11), (0.5, 30, 0.5), (0.999, 30, 31 / 40)])
+def test_average_moves_a_share_towards_the_current_weights(decay: float, updates: int, keep: float) -> None:
+    """After `updates` updates (the first copies), one more keeps `keep` of the average: min(decay, (1+n)/(10+n))."""
     torch.manual_seed(0)
     model = CRNN(16, 2, SMALL)
     assert training.weight_average(model, 0.0) is None
-    averaged = training.weight_average(model, 0.9)
-    averaged.update_parameters(model)  # the first update copies
+    averaged = training.weight_average(model, decay)
+    for _ in range(updates):
+        averaged.update_parameters(model)
     before = [p.detach().clone() for p in model.parameters()]
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
     averaged.update_parameters(model)
     for mean, old in zip(averaged.module.parameters(), before, strict=True):
-        torch.testing.assert_close(mean, old + 0.1)
+        torch.testing.assert_close(mean, old + (1 - keep))
 
 
 @pytest.fixture(scope="module")

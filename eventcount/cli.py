@@ -225,7 +225,6 @@ def train(
     lookahead: Annotated[str | None, typer.Option(help="How long after a hit the model may wait before reporting it, e.g. 60ms (audio default: one frame).")] = None,
     stretch: Annotated[str | None, typer.Option(help="Time-stretch range LOW,HIGH (e.g. 0.8,1.25) or off.")] = None,
     band_limit: Annotated[float | None, typer.Option(help="Share of training copies heard as if recorded at a random lower sample rate, e.g. 0.3 (for models that must also work on low-rate files).", min=0.0, max=1.0)] = None,
-    weight_average: Annotated[float | None, typer.Option(help="Save a moving average of the weights with this decay per step, e.g. 0.999 (about the last 1,000 steps), instead of the last weights.", min=0.0, max=0.99999)] = None,
     softness: Annotated[str | None, typer.Option(help="SoftLoc smoothing width (std), e.g. 100ms.")] = None,
     alpha_start: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the start.")] = None,
     alpha_end: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the end.")] = None,
@@ -254,7 +253,7 @@ def train(
     flags = {"loss": loss, "steps": steps, "batch_size": batch_size, "learning_rate": lr, "cmax": cmax,
              "val_fraction": val_fraction, "seed": seed, "device": device, "num_threads": threads,
              "context_s": seconds(context, "--context"), "stretch_factors": _stretch_factors(stretch),
-             "band_limit": band_limit, "weight_average": weight_average,
+             "band_limit": band_limit,
              "softness_s": seconds(softness, "--softness"), "alpha_start": alpha_start, "alpha_end": alpha_end,
              "label_noise_s": seconds(label_noise, "--label-noise"), "label_noise_kind": label_noise_kind}
     train_cfg = dataclasses.replace(train_cfg, **{k: v for k, v in flags.items() if v is not None})

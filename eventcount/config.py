@@ -86,7 +86,6 @@ class TrainConfig:
     stretch_factors: list[float] = field(default_factory=lambda: [0.8, 0.9, 1.0, 1.1, 1.25])
     band_limit: float = 0.0  # share of training copies heard as if recorded at a lower sample rate
     band_limit_rates_hz: list[float] | None = None  # LOW, HIGH of those rates (default: 1/4 to 3/4 of the front end's)
-    weight_average: float = 0.0  # decay of an exponential moving average of the weights, saved instead (0 = off)
     val_fraction: float = 0.1
     validate_every: int = 250
     softness_s: float = 0.1

@@ -13,7 +13,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.optim.swa_utils import AveragedModel
 
 from eventcount import losses
 from eventcount.atomic import atomic_write
@@ -127,20 +126,6 @@ def make_optimizer(model: CRNN, config: TrainConfig):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def weight_average(model: CRNN, decay: float) -> AveragedModel | None:
-    """An exponential moving average of `model`'s weights (None when `decay` is 0). The n-th update moves it a
-    share 1 - min(decay, (1 + n) / (10 + n)) towards the current weights: about the last 1 / (1 - decay) steps in
-    a long run, and no more than the last tenth or so of a short or interrupted one (TensorFlow's rule)."""
-    if not decay:
-        return None
-
-    def update(average: torch.Tensor, current: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-        keep = min(decay, (1 + float(n)) / (10 + float(n)))
-        return keep * average + (1 - keep) * current
-
-    return AveragedModel(model, avg_fn=update)
-
-
 def resume_path(out: Path) -> Path:
     return out.with_name(out.name + ".resume")
 
@@ -167,8 +152,6 @@ def train(
     stage = on_stage or (lambda _: None)
     if config.loss not in LOSSES:
         raise EventcountError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
-    if not 0.0 <= config.weight_average < 1.0:
-        raise EventcountError(f"weight_average must be a decay in [0, 1), got {config.weight_average}")
     torch.manual_seed(config.seed)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
@@ -192,15 +175,12 @@ def train(
     typical = int(np.median([b - a for a, b in clip_frames]))
     model.set_output_bias(losses.initial_bias(max(1, typical), config.p_zero))
     optimizer, scheduler = make_optimizer(model, config)
-    averaged = weight_average(model, config.weight_average)
     step, history = 0, []
     if resume:
-        step, history = _load_resume(out, model, optimizer, scheduler, averaged)
+        step, history = _load_resume(out, model, optimizer, scheduler)
     started = time.time()
-    interrupted = _train_loop(model, optimizer, scheduler, averaged, train_data, val_data, config, spec, context,
-                              step, history, out, on_step)
-    if averaged is not None:
-        model.load_state_dict(averaged.module.state_dict())
+    interrupted = _train_loop(model, optimizer, scheduler, train_data, val_data, config, spec, context, step,
+                              history, out, on_step)
     stage("choosing decoding thresholds on the validation data")
     model.eval()
     val_probs = recording_probabilities(model, val_data)
@@ -216,8 +196,8 @@ def train(
     return summary
 
 
-def _train_loop(model, optimizer, scheduler, averaged, train_data, val_data, config, spec, context, step, history,
-                out, on_step) -> bool:
+def _train_loop(model, optimizer, scheduler, train_data, val_data, config, spec, context, step, history, out,
+                on_step) -> bool:
     rng = random.Random(config.seed + step)
     model.train()
     needs_targets = config.loss != "counts"
@@ -234,19 +214,16 @@ def _train_loop(model, optimizer, scheduler, averaged, train_data, val_data, con
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
             scheduler.step()
-            if averaged is not None:
-                averaged.update_parameters(model)
             step += 1
             report = StepReport(step, config.steps, loss.item())
             if step % config.validate_every == 0 or step == config.steps:
-                saved = model if averaged is None else averaged.module
-                report.validation = validate(saved, val_data, config, context, config.device)
+                report.validation = validate(model, val_data, config, context, config.device)
                 history.append({"step": step, "train_loss": loss.item(), **report.validation})
-                _save_resume(out, model, optimizer, scheduler, averaged, step, history)
+                _save_resume(out, model, optimizer, scheduler, step, history)
             if on_step:
                 on_step(report)
     except KeyboardInterrupt:
-        _save_resume(out, model, optimizer, scheduler, averaged, step, history)
+        _save_resume(out, model, optimizer, scheduler, step, history)
         return True
     return False
 
@@ -273,16 +250,14 @@ def _finish(val_probs, spec, config, train_data, val_data, history, started, int
     }
 
 
-def _save_resume(out: Path, model, optimizer, scheduler, averaged, step: int, history: list) -> None:
+def _save_resume(out: Path, model, optimizer, scheduler, step: int, history: list) -> None:
     state = {"step": step, "history": history, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
              "scheduler": scheduler.state_dict()}
-    if averaged is not None:
-        state["averaged"] = averaged.state_dict()
     with atomic_write(resume_path(out), "wb") as handle:
         torch.save(state, handle)
 
 
-def _load_resume(out: Path, model, optimizer, scheduler, averaged) -> tuple[int, list]:
+def _load_resume(out: Path, model, optimizer, scheduler) -> tuple[int, list]:
     path = resume_path(out)
     if not path.exists():
         raise EventcountError(f"{path}: no interrupted training to resume (run without --resume)")
@@ -290,9 +265,4 @@ def _load_resume(out: Path, model, optimizer, scheduler, averaged) -> tuple[int,
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    if averaged is not None:
-        if "averaged" not in state:
-            raise EventcountError(f"{path}: the interrupted training kept no weight average (resume without "
-                                  "--weight-average, or start again)")
-        averaged.load_state_dict(state["averaged"])
     return int(state["step"]), list(state["history"])

@@ -205,11 +205,3 @@ def test_band_limit_is_a_training_option_stored_with_the_model(tmp_path: Path):
     bad = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "bad.pt", "--band-limit", "2")
     assert bad.exit_code == 2 and "--band-limit" in bad.output
     assert not (tmp_path / "bad.pt").exists()
-
-
-def test_weight_average_is_a_training_option_stored_with_the_model(tmp_path: Path):
-    payload = train_two_steps(tmp_path, "--weight-average", "0.9")
-    assert payload["training"]["config"]["weight_average"] == 0.9
-    bad = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "bad.pt", "--weight-average", "1")
-    assert bad.exit_code == 2 and "--weight-average" in bad.output
-    assert not (tmp_path / "bad.pt").exists()

@@ -544,7 +544,7 @@ def init_worker() -> None:
 # --------------------------------------------------------------------------- selection and summary
 
 
-def select(performances: list[Performance], kits: list[Kit], args: argparse.Namespace) -> list[Pick]:
+def select(performances: list[Performance], kits: list[AnyKit], args: argparse.Namespace) -> list[Pick]:
     """Performances in a seeded random order with their kits (in turn, or all), up to the limits."""
     order = np.random.default_rng(args.seed).permutation(len(performances))
     chosen: list[Pick] = []

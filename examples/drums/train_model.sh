@@ -13,7 +13,7 @@ work=${2:-$data/work}
 steps=${STEPS:-6000}
 here=$(cd "$(dirname "$0")" && pwd)
 classes="$here/classes.yaml"
-frontend="$here/frontend.yaml"  # 32 kHz, 80 mel bands up to 16 kHz
+config="$here/model.yaml"  # 32 kHz, 80 mel bands up to 16 kHz; three convolution blocks
 mkdir -p "$work"
 
 # Count labels: KD/SD/HH counts per 0.25 s window; the timestamps are not used for training.
@@ -38,10 +38,10 @@ PY
 # --stretch 0.7,1.4: each recording is also heard 0.7-1.4 times as fast (by resampling, so about +-6 semitones);
 # held-out kit 0.840 and 0.844 on two seeds against 0.830 and 0.826 with the default 0.8-1.25.
 eventcount train --counts "$work/train_all.csv" --val "$work/val_mix.csv" --steps "$steps" --size large --seed 0 \
-    --config "$frontend" --lookahead 60ms --band-limit 0.3 --stretch 0.7,1.4 -o "$work/drums.pt"
+    --config "$config" --lookahead 60ms --band-limit 0.3 --stretch 0.7,1.4 -o "$work/drums.pt"
 # Fully supervised baseline: the same network, stepwise cross-entropy on the exact timestamps.
 eventcount train --counts "$work/train_all_1s.csv" --val "$work/val_mix.csv" --steps "${CE_STEPS:-2500}" \
-    --size large --seed 0 --loss ce --class-map "$classes" --config "$frontend" --lookahead 60ms --band-limit 0.3 \
+    --size large --seed 0 --loss ce --class-map "$classes" --config "$config" --lookahead 60ms --band-limit 0.3 \
     --stretch 0.7,1.4 -o "$work/drums_ce.pt"
 
 for model in drums drums_ce; do
@@ -64,4 +64,4 @@ json.dump({"F1@50ms held-out kit": mean_f1(held), "F1@50ms seen kit": mean_f1(se
 PY
 python "$here/../model_info.py" "$work/drums.pt" --scores "$work/drums_scores.json" --data "Groove MIDI train split \
 (CC BY 4.0), 8.1 h rendered at 32 kHz with 18 kits (6 FluidR3/MuseScore soundfont kits, 12 Hydrogen sampled kits), \
-counts only, 80 mel bands to 16 kHz, 60 ms lookahead, time stretch 0.7-1.4, 30 % heard as if recorded at 8-24 kHz"
+counts only, 80 mel bands to 16 kHz, three convolution blocks, 60 ms lookahead, time stretch 0.7-1.4, 30 % heard as if recorded at 8-24 kHz"

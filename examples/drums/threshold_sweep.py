@@ -18,11 +18,10 @@ import numpy as np
 from eventcount.annotations import events_by_class, read_class_map, read_events
 from eventcount.config import DecodeConfig
 from eventcount.decode import pick_events
-from eventcount.evaluate import evaluate
+from eventcount.evaluate import evaluate, event_file_stem
 from eventcount.inference import load_activations
 
 CLASSES_YAML = Path(__file__).with_name("classes.yaml")
-SUFFIX = ".events.tsv"
 
 
 def mean_activations(folders: list[Path], stem: str) -> tuple[np.ndarray, float, list[str], int]:
@@ -43,8 +42,8 @@ def main() -> None:
     classes = args.classes.split(",")
     class_map = read_class_map(CLASSES_YAML)
     recordings = []
-    for reference in sorted(args.reference.glob(f"*{SUFFIX}")):
-        stem = reference.name.removesuffix(SUFFIX)
+    for reference in sorted(args.reference.glob("*.events.tsv")):
+        stem = event_file_stem(reference)
         truth = events_by_class(read_events(reference), classes, class_map)
         recordings.append((stem, truth, mean_activations(args.activations, stem)))
     print(f"{len(recordings)} recordings, {len(args.activations)} model(s)")

@@ -1,0 +1,116 @@
+"""What every command shares: the Typer app, consoles, error handling, duration parsing and common options.
+
+Heavy modules (torch, librosa) are imported inside the commands so `eventcount --help` is instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from eventcount import __version__
+from eventcount.config import NetworkConfig
+from eventcount.errors import EventcountError
+from eventcount.units import parse_duration
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="markdown",
+                  help="Find when short events happen in recordings — learning from counts alone.")
+models_app = typer.Typer(no_args_is_help=True, help="The shipped models.")
+app.add_typer(models_app, name="models")
+out = Console()
+err = Console(stderr=True)
+log = logging.getLogger("eventcount")
+
+NETWORK_SIZES = {
+    "small": NetworkConfig(),
+    "large": NetworkConfig(conv_channels=[32, 64], rnn_hidden=128),
+}
+
+
+def fail(message: str, code: int = 1) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def run(function, *args, **kwargs):
+    """Call a library function, turning user errors into one-line messages and exit code 1."""
+    try:
+        return function(*args, **kwargs)
+    except EventcountError as error:
+        fail(str(error))
+
+
+def seconds(value: str | None, what: str) -> float | None:
+    """Parse a duration option; a bad value is a usage error (exit 2)."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value, what)
+    except EventcountError as error:
+        raise typer.BadParameter(str(error).split(": ", 1)[1], param_hint=what) from None
+
+
+def show_progress() -> bool:
+    return out.is_terminal and log.level <= logging.INFO
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(f"eventcount {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Say more about what is happening.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only errors.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.", is_eager=True,
+                                          callback=_print_version)] = False,
+) -> None:
+    """Find when short events happen in recordings — learning from counts alone."""
+    level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    log.setLevel(level)
+
+
+
+def device_name(name: str) -> str:
+    """`auto` -> cuda when available, else cpu; other names unchanged."""
+    if name != "auto":
+        return name
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+# ---------------------------------------------------------------- sensor options shared by commands
+
+def sensor_options(columns: str | None, time_column: str | None, time_unit: str | None, rate: float | None,
+                   max_gap: str | None, magnitude: bool | None) -> dict[str, Any]:
+    """The sensor-reading options a user gave (only those given)."""
+    options: dict[str, Any] = {}
+    if columns:
+        options["columns"] = [c.strip() for c in columns.split(",") if c.strip()]
+    if time_column:
+        options["time_column"] = time_column
+    if time_unit:
+        options["time_unit"] = time_unit
+    if rate:
+        options["rate"] = rate
+    if max_gap:
+        options["max_gap_s"] = seconds(max_gap, "--max-gap")
+    if magnitude:
+        options["magnitude"] = True
+    return options
+
+
+ColumnsOpt = Annotated[str | None, typer.Option(help="Sensor CSV: value columns (names or 0-based indices, comma-separated).", rich_help_panel="Sensor files")]
+TimeColumnOpt = Annotated[str | None, typer.Option(help="Sensor CSV: the time column.", rich_help_panel="Sensor files")]
+TimeUnitOpt = Annotated[str | None, typer.Option(help="Sensor CSV: unit of the time column (s, ms, us, ns, auto).", rich_help_panel="Sensor files")]
+RateOpt = Annotated[float | None, typer.Option(help="Sensor: samples per second (no time column, or .npy).", rich_help_panel="Sensor files")]
+MaxGapOpt = Annotated[str | None, typer.Option(help="Sensor CSV: longest allowed gap between timestamps (e.g. 1s).", rich_help_panel="Sensor files")]
+MagnitudeOpt = Annotated[bool, typer.Option(help="Sensor: use the Euclidean norm of the value columns.", rich_help_panel="Sensor files")]
+

@@ -1,0 +1,81 @@
+"""`eventcount prepare`: timestamps -> count labels, or check a count sheet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from eventcount.cli.common import (
+    ColumnsOpt,
+    MagnitudeOpt,
+    MaxGapOpt,
+    RateOpt,
+    TimeColumnOpt,
+    TimeUnitOpt,
+    app,
+    err,
+    run,
+    seconds,
+    sensor_options,
+)
+
+
+@app.command()
+def prepare(
+    sources: Annotated[list[Path] | None, typer.Argument(help="Recordings or folders of recordings.")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Count labels CSV to write.")] = None,
+    events: Annotated[Path | None, typer.Option(help="Folder holding <stem>.events.tsv (or .txt/.csv) per recording; default: beside each recording.")] = None,
+    class_map: Annotated[Path | None, typer.Option(help="YAML mapping raw labels to classes, e.g. `KD: [35, 36]`.")] = None,
+    classes: Annotated[str | None, typer.Option(help="Comma-separated classes to count (default: all mapped/seen).")] = None,
+    window: Annotated[str, typer.Option(help="Clip length (e.g. 0.25s); 0 = whole files. Short clips keep the timing unbiased.")] = "0.25s",
+    hop: Annotated[str | None, typer.Option(help="Step between clip starts (default: the window).")] = None,
+    check: Annotated[Path | None, typer.Option(help="Check a hand-written count sheet instead.")] = None,
+    columns: ColumnsOpt = None, time_column: TimeColumnOpt = None, time_unit: TimeUnitOpt = None,
+    rate: RateOpt = None, max_gap: MaxGapOpt = None, magnitude: MagnitudeOpt = False,
+) -> None:
+    """Turn timestamps into count-only clip labels, or check a count sheet.
+
+    Examples:
+
+    * `eventcount prepare songs/ --events annotations/ --class-map drums.yaml -o labels.csv`
+    * `eventcount prepare --check labels.csv`
+    """
+    from eventcount.annotations import read_class_map
+    from eventcount.labels import read_count_table, write_count_table
+    from eventcount.prepare import RECORDING_EXTENSIONS, check_count_table, expand_sources, make_count_table
+
+    options = sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude)
+    if check is not None:
+        table = run(read_count_table, check)
+        summary = run(check_count_table, table, options)
+        _print_summary(summary, table.classes)
+        for problem in summary.problems:
+            err.print(f"[red]problem:[/] {problem}", highlight=False, soft_wrap=True)
+        raise typer.Exit(1 if summary.problems else 0)
+    if not sources or output is None:
+        raise typer.BadParameter("give recordings and -o labels.csv (or --check labels.csv)")
+    window_s = seconds(window, "--window")
+    mapping = run(read_class_map, class_map) if class_map else None
+    wanted = [c.strip() for c in classes.split(",")] if classes else None
+    extensions = RECORDING_EXTENSIONS | ({".csv"} if options else set())
+    recordings = [p for p in run(expand_sources, sources, extensions) if ".events." not in p.name]
+    table = run(make_count_table, recordings, events, mapping, wanted, window_s or None, seconds(hop, "--hop"), options)
+    run(write_count_table, output, table)
+    _print_summary(run(check_count_table, table, options), table.classes)
+    err.print(f"wrote {len(table.clips)} clips to {output}")
+
+
+def _print_summary(summary, classes: list[str]) -> None:
+    from rich.table import Table
+
+    table = Table(title="Count labels", show_header=False)
+    table.add_row("recordings", str(summary.recordings))
+    table.add_row("clips", str(summary.clips))
+    table.add_row("total duration", f"{summary.duration_s / 60:.1f} min")
+    for name in classes:
+        table.add_row(f"events: {name}", str(summary.events[name]))
+    table.add_row("largest count", f"{summary.max_count} (suggested --cmax {summary.suggested_cmax})")
+    err.print(table)
+

@@ -21,11 +21,12 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from eventcount.annotations import events_by_class, find_event_file, read_class_map, read_events
+from eventcount.annotations import events_by_class, read_class_map, read_events
 from eventcount.config import ModelSpec, TrainConfig
 from eventcount.evaluate import evaluate
-from eventcount.inference import Detector
+from eventcount.detection import Detector
 from eventcount.prepare import DEFAULT_WINDOW_S, make_count_table
+from eventcount.recordings import event_file_for
 from eventcount.train import train
 
 SIGMAS_MS = (0, 50, 100, 150, 200)
@@ -42,7 +43,7 @@ def score(model: Path, files: list[Path], class_map: dict[str, str], classes: li
     detector = Detector.load(model)
     scored = []
     for path in files:
-        reference = events_by_class(read_events(find_event_file(path, None)), classes, class_map)
+        reference = events_by_class(read_events(event_file_for(path)), classes, class_map)
         estimate = events_by_class(detector.decode(detector.file_activations(path)), classes)
         scored.append((path.stem, reference, estimate))
     return evaluate(scored, classes, 0.05)["mean"]["f_measure"]
@@ -54,7 +55,7 @@ def noisy_label_f1(files: list[Path], class_map: dict[str, str], classes: list[s
     rng = np.random.default_rng(7919 + seed)
     scored = []
     for path in files:
-        reference = events_by_class(read_events(find_event_file(path, None)), classes, class_map)
+        reference = events_by_class(read_events(event_file_for(path)), classes, class_map)
         noisy = {c: np.sort(np.maximum(t + rng.normal(0, sigma_s, t.size), 0)) for c, t in reference.items()}
         scored.append((path.stem, reference, noisy))
     return evaluate(scored, classes, 0.05)["mean"]["f_measure"]

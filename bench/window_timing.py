@@ -15,11 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from eventcount.annotations import events_by_class, find_event_file, read_events
+from eventcount.annotations import events_by_class, read_events
 from eventcount.config import ModelSpec, TrainConfig
 from eventcount.evaluate import evaluate
-from eventcount.inference import Detector
+from eventcount.detection import Detector
 from eventcount.prepare import make_count_table
+from eventcount.recordings import event_file_for
 from eventcount.synthetic import make_synthetic_set
 from eventcount.train import train
 
@@ -44,7 +45,7 @@ def main() -> None:
         train(table, ModelSpec(classes=table.classes), config, root / "model.pt")
         seconds = time.time() - started
         detector = Detector.load(root / "model.pt")
-        scored = [(p.stem, events_by_class(read_events(find_event_file(p, None))),
+        scored = [(p.stem, events_by_class(read_events(event_file_for(p))),
                    events_by_class(detector.decode(detector.file_activations(p)), detector.spec.classes))
                   for p in test_files]
     report = evaluate(scored, detector.spec.classes, 0.05)

@@ -12,8 +12,6 @@ import numpy as np
 from eventcount.errors import EventcountError
 from eventcount.units import is_number
 
-# event-file name endings, most specific first (so `a.events.tsv` is stem `a`, not `a.events`)
-EVENT_SUFFIXES = (".events.tsv", ".events.csv", ".events.txt", ".labels.txt", ".tsv", ".txt", ".csv")
 TIME_COLUMNS = ("time_s", "time", "onset", "onset_s", "timestamp", "start")
 LABEL_COLUMNS = ("label", "class", "instrument", "name", "note")
 
@@ -119,22 +117,6 @@ def _read_csv_events(path: Path, text: str, default_label: str) -> list[Event]:
             conf = _number(path, line_no, row[conf_col], f"column {header[conf_col]!r}")
         events.append(Event(time_s, label or default_label, conf))
     return events
-
-
-def find_event_file(recording: Path, events_dir: Path | None, suffixes: tuple[str, ...] = EVENT_SUFFIXES) -> Path:
-    """The event file of a recording: `<stem><suffix>` in `events_dir`, else beside the recording."""
-    folders = [events_dir, recording.parent] if events_dir is not None else [recording.parent]
-    stem = recording.name.split(".")[0] if recording.suffix else recording.name
-    for folder in folders:
-        for suffix in suffixes:
-            for name in (recording.stem + suffix, stem + suffix):
-                candidate = folder / name
-                if candidate.exists() and candidate != recording:
-                    return candidate
-    where = " or ".join(str(f) for f in folders)
-    raise EventcountError(
-        f"{recording}: no event file found in {where} (looked for {recording.stem}{{{','.join(suffixes)}}})"
-    )
 
 
 def read_class_map(path: str | Path) -> dict[str, str]:

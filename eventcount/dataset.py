@@ -10,12 +10,12 @@ import numpy as np
 import scipy.special
 import torch
 
-from eventcount.annotations import events_by_class, find_event_file, read_events
+from eventcount.annotations import events_by_class, read_events
 from eventcount.augment import stretch
 from eventcount.config import FrontendConfig
 from eventcount.features import FeatureExtractor, detection_frames, fit_norm_prior, to_frame, working_rate
 from eventcount.labels import Clip, CountTable
-from eventcount.signals import read_signal, signal_duration
+from eventcount.recordings import event_file_for, read_signal, signal_duration
 
 NORM_PRIOR_RECORDINGS = 24
 EDGE_COUNT_BINS = 6  # counts kept of an uncertain clip count (the most likely ones; the rest is negligible)
@@ -74,7 +74,7 @@ class Recording:
 
 def load_events(path: Path, events_dir: Path | None, classes: list[str], class_map: dict[str, str] | None):
     """Event times per class for a recording, from its event file in `events_dir` (None: beside it)."""
-    return events_by_class(read_events(find_event_file(path, events_dir)), classes, class_map)
+    return events_by_class(read_events(event_file_for(path, events_dir)), classes, class_map)
 
 
 class ClipData:

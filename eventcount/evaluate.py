@@ -10,9 +10,10 @@ from pathlib import Path
 import mir_eval
 import numpy as np
 
-from eventcount.annotations import EVENT_SUFFIXES, events_by_class, read_events
+from eventcount.annotations import events_by_class, read_events
 from eventcount.atomic import atomic_write
 from eventcount.errors import EventcountError
+from eventcount.recordings import EVENT_SUFFIXES, is_event_file
 
 log = logging.getLogger("eventcount")
 
@@ -113,7 +114,7 @@ def _event_files(path: Path) -> dict[str, Path]:
         raise EventcountError(f"{path}: no such file or directory")
     files: dict[str, Path] = {}
     for candidate in sorted(path.rglob("*"), key=_suffix_rank):
-        if candidate.is_file() and candidate.name.lower().endswith(EVENT_SUFFIXES) and \
+        if candidate.is_file() and is_event_file(candidate) and \
                 not candidate.name.startswith("."):
             files.setdefault(str(candidate.parent.relative_to(path) / event_file_stem(candidate)), candidate)
     return files

@@ -22,7 +22,7 @@ from typing import Any
 
 from eventcount.errors import EventcountError
 from eventcount.manifest import ManifestEntry
-from eventcount.signals import read_signal
+from eventcount.recordings import read_signal
 from eventcount.sources import Problem, Recording, iter_recording_bytes, output_name, output_path
 from eventcount.writers import get_writer, write_events
 

@@ -7,29 +7,12 @@ from pathlib import Path
 
 import numpy as np
 
-from eventcount.annotations import events_by_class, find_event_file, read_events
+from eventcount.annotations import events_by_class, read_events
 from eventcount.errors import EventcountError
 from eventcount.labels import Clip, CountTable
-from eventcount.signals import AUDIO_EXTENSIONS, signal_duration
+from eventcount.recordings import event_file_for, signal_duration
 
 DEFAULT_WINDOW_S = 0.25  # shorter windows make a counts-only model fire less late (BENCHMARKS.md)
-RECORDING_EXTENSIONS = AUDIO_EXTENSIONS | {".npy"}
-
-
-def expand_sources(sources: list[Path], extensions: set[str] = RECORDING_EXTENSIONS) -> list[Path]:
-    """Files as given; directories searched recursively for recordings (sorted)."""
-    found: list[Path] = []
-    for source in sources:
-        if source.is_dir():
-            found += sorted(p for p in source.rglob("*") if p.is_file() and p.suffix.lower() in extensions)
-        elif source.exists():
-            found.append(source)
-        else:
-            raise EventcountError(f"{source}: no such file or directory")
-    if not found:
-        raise EventcountError(f"no recordings found in {', '.join(map(str, sources))} "
-                              f"(looked for {', '.join(sorted(extensions))})")
-    return found
 
 
 def windows(duration_s: float, window_s: float | None, hop_s: float | None, min_fraction: float = 0.5):
@@ -53,7 +36,7 @@ def make_count_table(
     """Count events per class in fixed windows (or whole files when `window_s` is None/0)."""
     loaded = []
     for path in recordings:
-        events = read_events(find_event_file(path, events_dir))
+        events = read_events(event_file_for(path, events_dir))
         loaded.append((path, events))
     if classes is None:
         classes = list(dict.fromkeys(class_map.values())) if class_map else sorted(

@@ -32,7 +32,7 @@ from eventcount.manifest import (
     merge_manifests,
     write_merged_manifest,
 )
-from eventcount.signals import recording_extensions
+from eventcount.recordings import recording_extensions
 from eventcount.sources import (
     DEFAULT_MAX_BYTES,
     Problem,

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eventcount.annotations import Event, events_by_class, find_event_file, read_class_map, read_events
+from eventcount.annotations import Event, events_by_class, read_class_map, read_events
 from eventcount.errors import EventcountError
 
 
@@ -115,27 +115,3 @@ def test_events_by_class_with_map_drops_unmapped() -> None:
     assert grouped["SD"].tolist() == [1.5]
     assert grouped["HH"].size == 0 and grouped["HH"].dtype == np.float64
 
-
-def test_find_event_file_beside_or_in_a_folder(tmp_path: Path) -> None:
-    recording = tmp_path / "audio" / "song.wav"
-    recording.parent.mkdir()
-    recording.touch()
-    beside = write(tmp_path / "audio" / "song.txt", "0.5\n")
-    assert find_event_file(recording, None) == beside
-    events = tmp_path / "events"
-    events.mkdir()
-    write(events / "song.txt", "0.5\n")
-    preferred = write(events / "song.events.tsv", "0.5\n")
-    assert find_event_file(recording, events) == preferred
-
-
-def test_find_event_file_with_dotted_recording_name(tmp_path: Path) -> None:
-    (tmp_path / "song.take1.wav").touch()
-    target = write(tmp_path / "song.events.tsv", "0.5\n")
-    assert find_event_file(tmp_path / "song.take1.wav", None) == target
-
-
-def test_find_event_file_missing(tmp_path: Path) -> None:
-    (tmp_path / "song.wav").touch()
-    with pytest.raises(EventcountError, match=r"song\.wav: no event file"):
-        find_event_file(tmp_path / "song.wav", tmp_path)

@@ -11,7 +11,7 @@ import soundfile as sf
 from eventcount.annotations import Event
 from eventcount.errors import EventcountError
 from eventcount.labels import read_count_table, write_count_table
-from eventcount.prepare import check_count_table, expand_sources, make_count_table, windows
+from eventcount.prepare import check_count_table, make_count_table, windows
 from eventcount.writers import write_events
 
 RATE = 8000
@@ -95,13 +95,3 @@ def test_a_made_table_checks_clean(tmp_path: Path) -> None:
     assert summary.problems == []
     assert summary.duration_s == pytest.approx(1.3)
 
-
-def test_expand_sources(tmp_path: Path) -> None:
-    a = recording(tmp_path / "d" / "b.wav", 0.1)
-    b = recording(tmp_path / "d" / "sub" / "a.flac", 0.1)
-    (tmp_path / "d" / "notes.md").write_text("x")
-    assert expand_sources([tmp_path / "d"]) == [a, b]
-    with pytest.raises(EventcountError, match="no such file"):
-        expand_sources([tmp_path / "nope"])
-    with pytest.raises(EventcountError, match="no recordings found"):
-        expand_sources([tmp_path / "d" / "sub"], extensions={".mp3"})

@@ -18,11 +18,12 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from eventcount.annotations import find_event_file, read_events
+from eventcount.annotations import read_events
 from eventcount.cli import app
 from eventcount.dataset import load_events
 from eventcount.manifest import MANIFEST_NAME, Manifest
 from eventcount.pseudolabel import pseudo_label
+from eventcount.recordings import event_file_for
 from eventcount.synthetic import make_synthetic_set
 from eventcount.units import parse_size
 
@@ -256,7 +257,7 @@ def test_pseudo_labels_are_an_events_folder(pseudo_labelled: tuple[Path, Path], 
     """Close the loop: what `train --events DIR` reads (find_event_file + read_events) finds every recording."""
     data, events = pseudo_labelled
     for recording in sorted(data.glob("*.wav")):
-        found = find_event_file(recording, events)
+        found = event_file_for(recording, events)
         assert found == events / f"{recording.stem}.events.tsv"
         assert load_events(recording, events, ["low", "mid", "high"], None)
     invoke("prepare", data, "--events", events, "-o", tmp_path / "labels.csv")

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from eventcount.annotations import Event, events_by_class, find_event_file, read_events
+from eventcount.annotations import Event, events_by_class, read_events
 from eventcount.config import ModelSpec, TrainConfig
 from eventcount.evaluate import Counts, match_counts
-from eventcount.inference import Detector
+from eventcount.detection import Detector
 from eventcount.prepare import make_count_table
+from eventcount.recordings import event_file_for
 from eventcount.synthetic import make_synthetic_set
 from eventcount.train import train
 from eventcount.writers import write_events
@@ -28,7 +29,7 @@ def shift_labels(paths: list[Path], folder: Path, seed: int) -> None:
     rng = np.random.default_rng(seed)
     folder.mkdir()
     for path in paths:
-        events = read_events(find_event_file(path, None))
+        events = read_events(event_file_for(path))
         moved = [Event(max(0.0, e.time_s + SHIFT_S * rng.choice([-1, 1])), e.label) for e in events]
         write_events(folder / f"{path.stem}.events.tsv", sorted(moved, key=lambda e: e.time_s))
 
@@ -44,7 +45,7 @@ def test_softloc_recovers_true_times_from_symmetric_label_noise(tmp_path: Path):
     detector = Detector.load(tmp_path / "m.pt")
     total = Counts()
     for path in test_files:
-        reference = events_by_class(read_events(find_event_file(path, None)))
+        reference = events_by_class(read_events(event_file_for(path)))
         estimate = events_by_class(detector.decode(detector.file_activations(path)), detector.spec.classes)
         for name in detector.spec.classes:
             total = total + match_counts(reference[name], estimate[name], 0.05)

@@ -48,15 +48,14 @@ def detect(
     """
     from eventcount.detect import detect_file, output_path
     from eventcount.inference import Detector
-    from eventcount.prepare import expand_sources
-    from eventcount.signals import recording_extensions
+    from eventcount.recordings import find_recordings
 
     detector = run(Detector.load, model, device_name(device))
     decode = dataclasses.replace(detector.spec.decode)
     if threshold is not None:
         decode.threshold, decode.thresholds = threshold, {}
     options = sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude)
-    files = run(expand_sources, inputs, recording_extensions(detector.spec.frontend.kind))
+    files = run(find_recordings, inputs, detector.spec.frontend.kind)
     single = len(files) == 1 and not inputs[0].is_dir()
     if not single and output is None:
         raise typer.BadParameter("several inputs need -o FOLDER for the event files", param_hint="-o")

@@ -44,7 +44,8 @@ def prepare(
     """
     from eventcount.annotations import read_class_map
     from eventcount.labels import read_count_table, write_count_table
-    from eventcount.prepare import RECORDING_EXTENSIONS, check_count_table, expand_sources, make_count_table
+    from eventcount.prepare import check_count_table, make_count_table
+    from eventcount.recordings import find_recordings
 
     options = sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude)
     if check is not None:
@@ -59,8 +60,7 @@ def prepare(
     window_s = seconds(window, "--window")
     mapping = run(read_class_map, class_map) if class_map else None
     wanted = [c.strip() for c in classes.split(",")] if classes else None
-    extensions = RECORDING_EXTENSIONS | ({".csv"} if options else set())
-    recordings = [p for p in run(expand_sources, sources, extensions) if ".events." not in p.name]
+    recordings = run(find_recordings, sources, "sensor" if options else None)
     table = run(make_count_table, recordings, events, mapping, wanted, window_s or None, seconds(hop, "--hop"), options)
     run(write_count_table, output, table)
     _print_summary(run(check_count_table, table, options), table.classes)

@@ -125,7 +125,7 @@ def run_once(archive: Path, model: Path, outdir: Path, jobs: int) -> Run:
 
 
 def _manifest_totals(outdir: Path) -> tuple[int, float]:
-    from eventcount.manifest import Manifest
+    from eventcount.pseudolabel.manifest import Manifest
 
     entries = [e for e in Manifest.in_dir(outdir).read().latest().values() if e.status == "ok"]
     return len(entries), sum(e.duration_s or 0.0 for e in entries) / 3600

@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from eventcount.manifest import (
+from eventcount.pseudolabel.manifest import (
     MANIFEST_NAME,
     Manifest,
     ManifestEntry,
     merge_manifests,
     write_merged_manifest,
 )
-from eventcount.sources import Problem, list_recordings, output_path, select_shard
+from eventcount.pseudolabel.shards import select_shard
+from eventcount.pseudolabel.sources import Problem, label_path, list_recordings
 
 
 def entry(key: str, status: str = "ok", sha: str = "m1", output: str | None = None, **extra) -> ManifestEntry:
@@ -125,7 +126,7 @@ def test_sharded_run_merges_to_the_full_listing(tmp_path: Path) -> None:
     outdirs = [tmp_path / f"shard{i}" for i in range(3)]
     for index, outdir in enumerate(outdirs):
         for rec in select_shard(recordings, index, len(outdirs)):
-            path = output_path(outdir, rec.key, ".events.tsv")
+            path = label_path(outdir, rec.key, ".events.tsv")
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("")
             Manifest.in_dir(outdir).append(ManifestEntry(

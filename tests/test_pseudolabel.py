@@ -21,8 +21,8 @@ from typer.testing import CliRunner
 from eventcount.annotations import read_events
 from eventcount.cli import app
 from eventcount.dataset import load_events
-from eventcount.manifest import MANIFEST_NAME, Manifest
 from eventcount.pseudolabel import pseudo_label
+from eventcount.pseudolabel.manifest import MANIFEST_NAME, Manifest
 from eventcount.recordings import event_file_for
 from eventcount.synthetic import make_synthetic_set
 from eventcount.units import parse_size

@@ -1,4 +1,4 @@
-"""Listing recordings in folders and archives, reading them in bounded memory, sharding, output paths."""
+"""Listing recordings in folders and archives, spooling them in bounded memory, sharding, output paths."""
 
 from __future__ import annotations
 
@@ -12,25 +12,38 @@ from pathlib import Path
 
 import pytest
 
-from eventcount import sources
 from eventcount.errors import EventcountError
-from eventcount.sources import (
-    Problem,
-    Recording,
-    TooLargeError,
-    iter_recording_bytes,
-    list_recordings,
-    output_path,
-    parse_shard,
-    read_limited,
-    read_recording_bytes,
-    select_shard,
-    shard_of,
-)
+from eventcount.pseudolabel import sources
+from eventcount.pseudolabel.shards import parse_shard, select_shard, shard_of
+from eventcount.pseudolabel.sources import Problem, SourceItem, label_path, list_recordings
+from eventcount.pseudolabel.spool import DEFAULT_MAX_BYTES, TooLargeError, copy_limited, iter_readable
 
 AUDIO = {".wav", ".flac"}
 TAR_MODES = {"songs.tar": "w", "songs.tar.gz": "w:gz", "songs.tgz": "w:gz", "songs.tar.bz2": "w:bz2",
              "songs.tar.xz": "w:xz"}
+
+
+def read_all(tmp_path: Path, items, max_bytes: int = DEFAULT_MAX_BYTES) -> dict[SourceItem, bytes | Problem]:
+    """What iter_readable yields, as each recording's bytes (spool copies released) or its Problem."""
+    items, spool = list(items), tmp_path / "spool"
+    spool.mkdir(exist_ok=True)
+    results: dict[SourceItem, bytes | Problem] = {}
+    for readable in iter_readable(items, spool, max_bytes):
+        if isinstance(readable, Problem):
+            results[next(i for i in items if i.key == readable.key)] = readable
+            continue
+        assert Path(readable.path).is_file()
+        results[readable.item] = Path(readable.path).read_bytes()
+        readable.release()
+    assert list(spool.iterdir()) == []  # nothing left behind, not even a partial copy of a refused member
+    return results
+
+
+def read_one(tmp_path: Path, item: SourceItem, max_bytes: int = DEFAULT_MAX_BYTES) -> bytes:
+    [data] = read_all(tmp_path, [item], max_bytes).values()
+    if isinstance(data, Problem):
+        raise EventcountError(f"{item.key}: {data.message}")
+    return data
 
 
 def make_tar(path: Path, members: list[tuple[str, bytes]], mode: str = "w:gz") -> Path:
@@ -65,7 +78,7 @@ def write(path: Path, data: bytes = b"x") -> Path:
     return path
 
 
-def keys(recordings: list[Recording]) -> list[str]:
+def keys(recordings: list[SourceItem]) -> list[str]:
     return [rec.key for rec in recordings]
 
 
@@ -108,8 +121,8 @@ def test_archive_members_become_keys_under_the_archive_name(tmp_path: Path, name
     recordings, problems = list_recordings([path], AUDIO)
     assert problems == []
     assert recordings == [
-        Recording(str(path), "disc1/a.wav", f"{name}/disc1/a.wav", 2),
-        Recording(str(path), "./disc1/b.flac", f"{name}/disc1/b.flac", 3),
+        SourceItem(str(path), "disc1/a.wav", f"{name}/disc1/a.wav", 2),
+        SourceItem(str(path), "./disc1/b.flac", f"{name}/disc1/b.flac", 3),
     ]
 
 
@@ -118,7 +131,7 @@ def test_archives_inside_a_folder_are_listed(tmp_path: Path) -> None:
     make_tar(write(tmp_path / "data" / "part" / "s.tgz"), [("a.wav", b"1")])
     recordings, _ = list_recordings([tmp_path / "data"], AUDIO)
     assert keys(recordings) == ["data/b.wav", "data/part/s.tgz/a.wav"]
-    assert read_recording_bytes(recordings[1]) == b"1"
+    assert read_one(tmp_path, recordings[1]) == b"1"
 
 
 def test_output_folder_is_excluded(tmp_path: Path) -> None:
@@ -139,10 +152,10 @@ def test_unsafe_member_names_are_reported_and_never_escape(tmp_path: Path, kind:
     assert {p.member for p in problems} == {name for name, _ in members[:5]}
     outdir = tmp_path / "out"
     for rec in recordings:
-        assert output_path(outdir, rec.key, ".tsv").resolve().is_relative_to(outdir.resolve())
+        assert label_path(outdir, rec.key, ".tsv").resolve().is_relative_to(outdir.resolve())
     for problem in problems:  # a problem key is a label: used as a path it is refused
         with pytest.raises(EventcountError):
-            output_path(outdir, problem.key, ".tsv")
+            label_path(outdir, problem.key, ".tsv")
 
 
 def test_links_and_devices_in_a_tar_are_reported(tmp_path: Path) -> None:
@@ -181,7 +194,7 @@ def test_duplicate_names_keep_the_first_and_read_it(tmp_path: Path) -> None:
     recordings, problems = list_recordings([path], AUDIO)
     assert keys(recordings) == ["z.zip/a.wav", "z.zip/b.wav"]
     assert [(p.key, p.status) for p in problems] == [("z.zip/a.wav#2", "skipped")]
-    assert read_recording_bytes(recordings[0]) == b"first"
+    assert read_one(tmp_path, recordings[0]) == b"first"
 
 
 def test_names_equal_after_cleaning_collide(tmp_path: Path) -> None:
@@ -191,7 +204,7 @@ def test_names_equal_after_cleaning_collide(tmp_path: Path) -> None:
     assert [(r.key, r.member) for r in recordings] == [("t.tar/a/b.wav", "a/./b.wav"), ("t.tar/a/c.wav", "a/c.wav")]
     assert [p.member for p in problems] == ["a/b.wav", "a//b.flac", "A/B.wav"]
     assert len({p.key for p in problems} | set(keys(recordings))) == 5  # every key unique
-    data = dict(iter_recording_bytes(recordings))
+    data = dict(read_all(tmp_path, recordings))
     assert data[recordings[0]] == b"1"
 
 
@@ -218,7 +231,7 @@ def test_truncated_tgz_keeps_what_was_listed_and_reports_the_rest(tmp_path: Path
     recordings, problems = list_recordings([path], AUDIO)
     assert 1 <= len(recordings) < 4
     assert [(p.key, p.status) for p in problems] == [("t.tgz", "error")]
-    results = dict(iter_recording_bytes(recordings))
+    results = dict(read_all(tmp_path, recordings))
     assert results[recordings[0]] == payloads[0][1]
     assert isinstance(results[recordings[-1]], Problem)  # its data was cut off
 
@@ -229,12 +242,12 @@ def test_compression_bomb_is_reported_not_read(tmp_path: Path, name: str) -> Non
     path = make_zip(tmp_path / name, members) if name.endswith(".zip") else make_tar(tmp_path / name, members)
     assert path.stat().st_size < 1024**2
     recordings, _ = list_recordings([path], AUDIO)
-    results = dict(iter_recording_bytes(recordings, max_bytes=1024**2))
+    results = dict(read_all(tmp_path, recordings, max_bytes=1024**2))
     bomb, ok = recordings
     assert results[ok] == b"fine"
     assert isinstance(results[bomb], Problem) and "more than the limit" in results[bomb].message
     with pytest.raises(EventcountError, match="limit"):
-        read_recording_bytes(bomb, max_bytes=1024**2)
+        read_one(tmp_path, bomb, max_bytes=1024**2)
 
 
 class Endless(io.RawIOBase):
@@ -252,14 +265,17 @@ class Endless(io.RawIOBase):
         return len(buffer)
 
 
-def test_read_limited_stops_just_past_the_limit() -> None:
+def test_copy_limited_stops_just_past_the_limit() -> None:
     stream = Endless()
     with pytest.raises(TooLargeError, match="once decompressed"):
-        read_limited(stream, 3 * 1024**2 + 5, declared=10)
+        copy_limited(stream, io.BytesIO(), 3 * 1024**2 + 5, declared=10)
     assert stream.served == 3 * 1024**2 + 6
-    assert read_limited(io.BytesIO(b"abc"), 3) == b"abc"
+    target = io.BytesIO()
+    assert copy_limited(io.BytesIO(b"abc"), target, 3) == 3 and target.getvalue() == b"abc"
     with pytest.raises(TooLargeError):
-        read_limited(io.BytesIO(b"abcd"), 3)
+        copy_limited(io.BytesIO(b"abcd"), io.BytesIO(), 3)
+    with pytest.raises(TooLargeError, match="not read"):
+        copy_limited(stream, io.BytesIO(), 3, declared=4)
 
 
 def make_mixed_sources(tmp_path: Path) -> tuple[list[Path], dict[str, bytes]]:
@@ -282,18 +298,18 @@ def test_streaming_yields_the_same_bytes_as_direct_reads(tmp_path: Path, monkeyp
     opened = []
     real_open = tarfile.open
     monkeypatch.setattr(sources.tarfile, "open", lambda *a, **k: opened.append(1) or real_open(*a, **k))
-    streamed = list(iter_recording_bytes(reversed(recordings)))
+    streamed = list(read_all(tmp_path, reversed(recordings)).items())
     assert len(opened) == 2  # each tar once, whatever the number of members
     assert sorted(rec.key for rec, _ in streamed) == sorted(expected)
     for rec, data in streamed:
-        assert data == expected[rec.key] == read_recording_bytes(rec)
+        assert data == expected[rec.key] == read_one(tmp_path, rec)
 
 
 def test_streaming_a_subset_yields_only_that_subset(tmp_path: Path) -> None:
     paths, expected = make_mixed_sources(tmp_path)
     recordings, _ = list_recordings(paths, AUDIO)
     subset = recordings[1::3]
-    streamed = list(iter_recording_bytes(subset + subset[:1]))
+    streamed = list(read_all(tmp_path, subset + subset[:1]).items())
     assert sorted(rec.key for rec, _ in streamed) == sorted(rec.key for rec in subset)
     assert all(data == expected[rec.key] for rec, data in streamed)
 
@@ -302,13 +318,13 @@ def test_a_member_gone_since_listing_is_a_problem(tmp_path: Path) -> None:
     path = make_tar(tmp_path / "t.tgz", [("a.wav", b"1"), ("b.wav", b"2")])
     recordings, _ = list_recordings([path], AUDIO)
     make_tar(path, [("a.wav", b"1")])
-    results = dict(iter_recording_bytes(recordings))
+    results = dict(read_all(tmp_path, recordings))
     assert results[recordings[0]] == b"1"
     assert "not found" in results[recordings[1]].message
 
 
 def test_shards_partition_the_keys_stably() -> None:
-    items = [Recording("s", None, f"dir/{i}.wav", 1) for i in range(1000)]
+    items = [SourceItem("s", None, f"dir/{i}.wav", 1) for i in range(1000)]
     shards = [select_shard(items, i, 4) for i in range(4)]
     assert sorted(rec.key for shard in shards for rec in shard) == sorted(rec.key for rec in items)
     assert sum(len(shard) for shard in shards) == len(items)
@@ -332,13 +348,13 @@ def test_parse_shard_refuses_bad_input_naming_the_0_based_rule(text: str) -> Non
 
 def test_output_path_drops_the_extension_and_stays_inside(tmp_path: Path) -> None:
     out = tmp_path / "out"
-    assert output_path(out, "songs.tar.gz/disc1/a.wav", ".events.tsv") == out / "songs.tar.gz/disc1/a.events.tsv"
-    assert output_path(out, "a.wav", ".events.tsv") == out / "a.events.tsv"
+    assert label_path(out, "songs.tar.gz/disc1/a.wav", ".events.tsv") == out / "songs.tar.gz/disc1/a.events.tsv"
+    assert label_path(out, "a.wav", ".events.tsv") == out / "a.events.tsv"
     for key in ["../a.wav", "/etc/a.wav", "a/../../b.wav", ""]:
         with pytest.raises(EventcountError):
-            output_path(out, key, ".tsv")
+            label_path(out, key, ".tsv")
     with pytest.raises(EventcountError):
-        output_path(out, "a.wav", "/../x")
+        label_path(out, "a.wav", "/../x")
 
 
 def test_output_path_refuses_a_link_leading_out(tmp_path: Path) -> None:
@@ -347,4 +363,4 @@ def test_output_path_refuses_a_link_leading_out(tmp_path: Path) -> None:
     (tmp_path / "elsewhere").mkdir()
     (out / "songs.tar.gz").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(EventcountError, match="outside"):
-        output_path(out, "songs.tar.gz/a.wav", ".tsv")
+        label_path(out, "songs.tar.gz/a.wav", ".tsv")

@@ -39,6 +39,8 @@ def pseudo_label(
     glob: Annotated[str | None, typer.Option(help="Only paths inside a folder or archive that match, e.g. 'disc1/*.wav'.")] = None,
     max_size: Annotated[str, typer.Option(help="Largest recording read, once decompressed (guards against compression bombs), e.g. 500MB.")] = "2GB",
     merge: Annotated[bool, typer.Option("--merge", help="Combine the manifests of the shard output folders given as SOURCES; report missing and duplicate recordings.")] = False,
+    engine: Annotated[str, typer.Option(help="local (worker processes on this machine) or ray (actors on a Ray cluster; pip install \"eventcount[ray]\").")] = "local",
+    ray_address: Annotated[str | None, typer.Option(help="With --engine ray: the cluster to join, e.g. auto or ray://head:10001 (default: start a local one).")] = None,
     columns: ColumnsOpt = None, time_column: TimeColumnOpt = None, time_unit: TimeUnitOpt = None,
     rate: RateOpt = None, max_gap: MaxGapOpt = None, magnitude: MagnitudeOpt = False,
 ) -> None:
@@ -55,12 +57,12 @@ def pseudo_label(
     """
     if merge:
         _merge_shards(sources, output)
-    from eventcount.sources import parse_shard
+    from eventcount.pseudolabel import parse_shard
     from eventcount.units import parse_size
 
     options = {"jobs": jobs, "shard": _usage(parse_shard, shard, "--shard") if shard else None, "fmt": fmt,
                "tta": tta, "min_confidence": min_confidence, "overwrite": overwrite, "glob": glob,
-               "max_bytes": _usage(parse_size, max_size, "--max-size"),
+               "max_bytes": _usage(parse_size, max_size, "--max-size"), "engine": engine, "ray_address": ray_address,
                "sensor_options": sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude)}
     summary = _label_with_progress(sources, model, output, options)
     _print_label_summary(summary)

@@ -42,14 +42,14 @@ class Labeller:
     """A loaded detector that labels one recording at a time: file -> event file -> manifest entry."""
 
     def __init__(self, settings: LabelSettings) -> None:
-        from eventcount.inference import Detector
+        from eventcount.detection import Detector
 
         self.settings = settings
         self.detector = Detector.load(settings.model_path)
         if self.detector.info.get("sha256") != settings.model_sha256:
             raise EventcountError(f"{settings.model_path} changed while the run was starting; run it again")
         self.suffix = get_writer(settings.fmt)[0]
-        self.sensor_options = {**self.detector.spec.frontend.sensor, **settings.sensor_options}
+        self.sensor_options = self.detector.spec.frontend.sensor.updated(settings.sensor_options)
 
     def __call__(self, readable: Readable) -> ManifestEntry:
         """Label one recording; any failure becomes an "error" entry so that a batch carries on."""
@@ -67,7 +67,7 @@ class Labeller:
         return entry
 
     def _label(self, readable: Readable) -> tuple[float, dict[str, int], str]:
-        from eventcount.signals import signal_duration
+        from eventcount.recordings import signal_duration
 
         settings, key = self.settings, readable.item.key
         duration_s = signal_duration(readable.path, self.sensor_options)

@@ -10,7 +10,6 @@ command finishes the rest. Each run also writes `shard-I-of-N.json` (the keys it
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
@@ -72,12 +71,6 @@ class RunSummary:
 def describe(entry: ManifestEntry) -> str:
     """`key: message` for a report, without repeating a key the message already starts with."""
     return entry.message if entry.message.startswith(entry.key) else f"{entry.key}: {entry.message}"
-
-
-def default_jobs() -> int:
-    """The number of CPU cores this process may use."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity else os.cpu_count() or 1
 
 
 # ---------------------------------------------------------------- planning and the public entry point
@@ -184,10 +177,9 @@ def pseudo_label(
     started = time.perf_counter()
     for problem in plan.problems:
         _record(manifest, summary, problem_entry(problem, settings))
-    workers = max(1, min(jobs or default_jobs(), len(plan.todo)))
     try:
         with spool_folder(spool_path(outdir, shard)) as spool:
-            with closing(_entries(engine, plan.todo, settings, workers, spool, max_bytes, ray_address)) as entries:
+            with closing(_entries(engine, plan.todo, settings, jobs, spool, max_bytes, ray_address)) as entries:
                 for entry in entries:
                     _record(manifest, summary, entry)
                     summary.handled += 1
@@ -200,14 +192,15 @@ def pseudo_label(
     return summary
 
 
-def _entries(engine: Engine, todo: list[SourceItem], settings: LabelSettings, workers: int, spool: Path,
+def _entries(engine: Engine, todo: list[SourceItem], settings: LabelSettings, jobs: int | None, spool: Path,
              max_bytes: int, ray_address: str | None) -> Iterator[ManifestEntry]:
     if engine == "ray":
         from eventcount.pseudolabel.ray_engine import label_on_ray
 
-        return label_on_ray(todo, settings, workers, spool, max_bytes, ray_address)
-    from eventcount.pseudolabel.workers import label_in_pool, label_in_process
+        return label_on_ray(todo, settings, jobs, spool, max_bytes, ray_address)
+    from eventcount.pseudolabel.workers import default_jobs, label_in_pool, label_in_process
 
+    workers = max(1, min(jobs or default_jobs(), len(todo)))
     if workers == 1:
         return label_in_process(todo, settings, spool, max_bytes)
     return label_in_pool(todo, settings, workers, spool, max_bytes)

@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from eventcount.inference import Detector
+from eventcount.detection import Detector
 from eventcount.synthetic import synthetic_recording
 
 

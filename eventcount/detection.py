@@ -1,9 +1,14 @@
-"""Running a trained model: recordings -> probabilities [T, D] -> events, whole, streamed or with TTA."""
+"""Detecting events in recordings: a loaded model (`Detector`) and the one function that detects a recording.
+
+`detect_recording` is what `detect`, `pseudo-label` (every engine), `annotate`'s pre-fill, the bench scripts and
+the tests call: file -> probabilities [T, D] (streamed in blocks, so memory does not grow with length) -> events.
+"""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -19,7 +24,9 @@ from eventcount.decode import pick_events
 from eventcount.errors import EventcountError
 from eventcount.features import FeatureExtractor, FeatureState, resample_ratio, working_rate
 from eventcount.network import CRNN
-from eventcount.signals import Signal, audio_rate, is_sensor_file, iter_audio_blocks, read_signal
+from eventcount.recordings import audio_rate, is_sensor_file, iter_audio_blocks, read_signal, signal_duration
+from eventcount.signals import Signal
+from eventcount.writers import get_writer, write_events
 
 BLOCK_S = 60.0
 RESAMPLE_MARGIN = 512
@@ -58,7 +65,7 @@ class Detector:
         self.spec = spec
         self.info = info or {}
         self.device = device
-        self.channels = int(self.spec.frontend.sensor.get("channels", 1))
+        self.channels = self.spec.frontend.sensor.channels
 
     @classmethod
     def load(cls, name: str | Path | None = None, device: str = "cpu") -> Detector:
@@ -113,7 +120,7 @@ class Detector:
         """Probabilities for a file: streamed for audio with one pass, else read whole."""
         if tta <= 1 and not is_sensor_file(str(path)):
             return self.stream_activations(path)
-        options = {**self.spec.frontend.sensor, **(sensor_options or {})}
+        options = self.spec.frontend.sensor.updated(sensor_options)
         return self.activations(read_signal(path, sensor_options=options), tta)
 
     def low_rate_note(self, path: str | Path) -> str | None:
@@ -179,3 +186,87 @@ def load_activations(path: str | Path) -> tuple[np.ndarray, float, list[str], in
     with np.load(path, allow_pickle=False) as data:
         delay = int(data["detection_delay_frames"]) if "detection_delay_frames" in data else 0
         return data["probabilities"], float(data["frame_rate"]), [str(c) for c in data["classes"]], delay
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """How to detect: decoding (None: the model's own thresholds), test-time passes, a confidence floor, and
+    sensor-reading options that override the model's."""
+
+    decode: DecodeConfig | None = None
+    tta: int = 1
+    min_confidence: float = 0.0
+    sensor: dict = field(default_factory=dict)
+
+
+@dataclass
+class Detection:
+    """What detecting one recording gives: events (seconds) and the probabilities they were decoded from."""
+
+    events: list[Event]
+    probabilities: np.ndarray  # [T, D]
+    frame_rate: float
+    classes: list[str]
+    duration_s: float
+    delay_frames: int = 0
+
+    def counts(self) -> dict[str, int]:
+        """Events per class (every class listed, zero included)."""
+        counts = dict.fromkeys(self.classes, 0)
+        for event in self.events:
+            counts[event.label] = counts.get(event.label, 0) + 1
+        return counts
+
+
+def detect_recording(detector: Detector, path: str | Path, settings: DetectSettings = DetectSettings(),
+                     label: str | None = None) -> Detection:
+    """Detect the events of one recording file.
+
+    `label` names the recording in errors (e.g. an archive member whose bytes were spooled to `path`).
+    Raises EventcountError for an unreadable, empty or too short recording.
+    """
+    name = label or str(path)
+    try:
+        return _detect(detector, str(path), settings)
+    except EventcountError as error:
+        if label is None:
+            raise
+        raise EventcountError(str(error).replace(str(path), name)) from None
+
+
+def _detect(detector: Detector, path: str, settings: DetectSettings) -> Detection:
+    sensor = detector.spec.frontend.sensor.updated(settings.sensor)
+    duration_s = signal_duration(path, sensor)
+    if duration_s == 0:
+        raise EventcountError(f"{path}: the recording contains no samples")
+    if duration_s * detector.frame_rate < 1:
+        raise EventcountError(f"{path}: too short to detect events in ({duration_s * 1000:.1f} ms, less than one "
+                              f"frame of {1000 / detector.frame_rate:g} ms)")
+    probs = detector.file_activations(path, settings.tta, sensor)
+    events = [e for e in detector.decode(probs, settings.decode)
+              if e.confidence is None or e.confidence >= settings.min_confidence]
+    return Detection(events, probs, detector.frame_rate, list(detector.spec.classes), duration_s,
+                     detector.spec.frontend.detection_delay())
+
+
+def write_detection(detection: Detection, target: str | Path, fmt: str = "tsv") -> None:
+    """Write a detection's events to `target` in format `fmt`, atomically."""
+    write_events(target, detection.events, fmt, duration_s=detection.duration_s)
+
+
+def detection_text(detection: Detection, fmt: str = "tsv") -> str:
+    """A detection's events as text (for standard output); binary formats need a file."""
+    content = get_writer(fmt)[1](detection.events, duration_s=detection.duration_s)
+    if isinstance(content, bytes):
+        raise EventcountError(f"format {fmt} is binary; give -o FILE")
+    return content
+
+
+def save_detection_activations(detection: Detection, path: str | Path) -> None:
+    """Write a detection's probabilities as activations (.npz), atomically."""
+    save_activations(path, detection.probabilities, detection.frame_rate, detection.classes, detection.delay_frames)
+
+
+def output_path(folder: Path, recording: Path, fmt: str) -> Path:
+    """`<folder>/<stem><format suffix>`: where a recording's events go in an output folder."""
+    return folder / f"{recording.stem}{get_writer(fmt)[0]}"

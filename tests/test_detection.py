@@ -11,9 +11,9 @@ import torch
 
 from eventcount.config import FrontendConfig, ModelSpec, NetworkConfig
 from eventcount.features import n_features
-from eventcount.inference import Detector, load_activations, save_activations, tta_factors, unstretch
+from eventcount.detection import Detector, load_activations, save_activations, tta_factors, unstretch
 from eventcount.network import CRNN
-from eventcount.signals import read_signal
+from eventcount.recordings import read_signal
 
 # --- unstretch and tta_factors ----------------------------------------------------------------------------------
 

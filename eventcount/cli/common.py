@@ -13,7 +13,6 @@ import typer
 from rich.console import Console
 
 from eventcount import __version__
-from eventcount.config import NetworkConfig
 from eventcount.errors import EventcountError
 from eventcount.units import parse_duration
 
@@ -24,11 +23,6 @@ app.add_typer(models_app, name="models")
 out = Console()
 err = Console(stderr=True)
 log = logging.getLogger("eventcount")
-
-NETWORK_SIZES = {
-    "small": NetworkConfig(),
-    "large": NetworkConfig(conv_channels=[32, 64], rnn_hidden=128),
-}
 
 
 def fail(message: str, code: int = 1) -> None:
@@ -114,3 +108,5 @@ RateOpt = Annotated[float | None, typer.Option(help="Sensor: samples per second 
 MaxGapOpt = Annotated[str | None, typer.Option(help="Sensor CSV: longest allowed gap between timestamps (e.g. 1s).", rich_help_panel="Sensor files")]
 MagnitudeOpt = Annotated[bool, typer.Option(help="Sensor: use the Euclidean norm of the value columns.", rich_help_panel="Sensor files")]
 
+ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Torch/numba threads per process.", min=1, show_default="as many as there are idle cores (1 per worker with --jobs)", rich_help_panel="Speed")]
+JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", help="Worker processes (files in parallel).", min=1, show_default="the idle cores, when there are several files", rich_help_panel="Speed")]

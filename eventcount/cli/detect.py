@@ -11,9 +11,11 @@ import typer
 
 from eventcount.cli.common import (
     ColumnsOpt,
+    JobsOpt,
     MagnitudeOpt,
     MaxGapOpt,
     RateOpt,
+    ThreadsOpt,
     TimeColumnOpt,
     TimeUnitOpt,
     app,
@@ -22,20 +24,20 @@ from eventcount.cli.common import (
     run,
     sensor_options,
 )
-from eventcount.errors import EventcountError
 
 
 @app.command()
 def detect(
     inputs: Annotated[list[Path], typer.Argument(help="Recordings or folders of recordings.")],
-    model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name (see `eventcount models list`) or a .pt file.")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (one input, with an extension) or folder.")] = None,
+    model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name (see `eventcount models list`) or a .pt file.", show_default="drums")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (one input, with an extension) or folder.", show_default="standard output")] = None,
     fmt: Annotated[str, typer.Option("--format", help="tsv, csv, audacity, jams or midi.")] = "tsv",
-    threshold: Annotated[float | None, typer.Option(help="Detection threshold for every class (default: the model's).")] = None,
-    tta: Annotated[int, typer.Option(help="Average this many time-stretched passes (more accurate, slower).")] = 1,
-    save_activations: Annotated[bool, typer.Option(help="Also write <stem>.activations.npz (probabilities).")] = False,
+    threshold: Annotated[float | None, typer.Option(help="Detection threshold for every class, between 0 and 1.", show_default="the model's")] = None,
+    tta: Annotated[int, typer.Option(help="Average this many time-stretched passes (more accurate, slower).", min=1)] = 1,
+    save_activations: Annotated[bool, typer.Option(help="Also write the probabilities: <name>.activations.npz beside each event file (named after -o FILE).")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
+    threads: ThreadsOpt = None, jobs: JobsOpt = None,
     columns: ColumnsOpt = None, time_column: TimeColumnOpt = None, time_unit: TimeUnitOpt = None,
     rate: RateOpt = None, max_gap: MaxGapOpt = None, magnitude: MagnitudeOpt = False,
 ) -> None:
@@ -44,42 +46,41 @@ def detect(
     Examples:
 
     * `eventcount detect song.wav` — default drum model, events to stdout
-    * `eventcount detect songs/ -m my.pt -o events/ --tta 5`
+    * `eventcount detect songs/ -m my.pt -o events/ --tta 5 -j 2`
     """
-    from eventcount.detect import detect_file, output_path
-    from eventcount.inference import Detector
+    from eventcount.batch import detect_all, make_jobs
+    from eventcount.detection import Detector, DetectSettings
     from eventcount.recordings import find_recordings
+    from eventcount.threads import plan
 
+    if threshold is not None and not 0 < threshold < 1:
+        raise typer.BadParameter(f"expected a probability between 0 and 1 (exclusive), not {threshold:g}", param_hint="--threshold")
     detector = run(Detector.load, model, device_name(device))
-    decode = dataclasses.replace(detector.spec.decode)
-    if threshold is not None:
-        decode.threshold, decode.thresholds = threshold, {}
-    options = sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude)
+    decode = None if threshold is None else dataclasses.replace(detector.spec.decode, threshold=threshold, thresholds={})
+    settings = DetectSettings(decode=decode, tta=tta,
+                              sensor=sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude))
     files = run(find_recordings, inputs, detector.spec.frontend.kind)
     single = len(files) == 1 and not inputs[0].is_dir()
     if not single and output is None:
         raise typer.BadParameter("several inputs need -o FOLDER for the event files", param_hint="-o")
-    failures = 0
-    for path in files:
-        target = None
-        if output is not None:
-            to_file = single and not output.is_dir() and output.suffix != ""
-            target = output if to_file else output_path(output, path, fmt)
-            if target.exists() and not overwrite:
-                err.print(f"[red]error:[/] {target} exists; use --overwrite to replace it", highlight=False)
-                failures += 1
-                continue
-        if note := detector.low_rate_note(path):
-            err.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
-        try:
-            text = detect_file(detector, path, decode, fmt, target, tta, save_activations, options)
-        except EventcountError as error:
-            err.print(f"[red]error:[/] {error}", highlight=False, soft_wrap=True)
+    to_file = single and output is not None and not output.is_dir() and output.suffix != ""
+    todo, failures = [], 0
+    for job in make_jobs(files, output, fmt, to_file, save_activations):
+        if job.target is not None and job.target.exists() and not overwrite:
+            err.print(f"[red]error:[/] {job.target} exists; use --overwrite to replace it", highlight=False)
             failures += 1
-            continue
-        if text is not None:
-            sys.stdout.write(text)
+        else:
+            todo.append(job)
+    work = plan(len(todo), threads, jobs)
+    for result in run(lambda: list(detect_all(detector, todo, settings, work.jobs, work.threads))):
+        if result.warning:
+            err.print(f"[yellow]warning:[/] {result.warning}", highlight=False, soft_wrap=True)
+        if result.error:
+            err.print(f"[red]error:[/] {result.error}", highlight=False, soft_wrap=True)
+            failures += 1
+        elif result.text is not None:
+            sys.stdout.write(result.text)
+            sys.stdout.flush()
     if failures:
         err.print(f"{failures} of {len(files)} recordings failed")
         raise typer.Exit(1)
-

@@ -84,11 +84,11 @@ class Annotation:
 
 def open_annotation(recordings: list[Path], output: Path, classes: list[str] | None = None, window_s: float = 2.0,
                     events_dir: Path | None = None, model: str | None = None,
-                    sensor_options: dict[str, Any] | None = None) -> Annotation:
+                    sensor_options: dict[str, Any] | None = None, device: str = "cpu") -> Annotation:
     """Cut the recordings into clips, resume the answers saved in `output` (and the event files), and with
     `model` start proposing counts in the background. Classes default to the table's, else the model's."""
     clips = build_clip_list(recordings, window_s, exclude=[output], sensor_options=sensor_options)
-    proposals = Proposals(model, clips, [], sensor_options) if model else None
+    proposals = Proposals(model, clips, [], sensor_options, device) if model else None
     if not classes and not Path(output).exists() and proposals is not None:
         classes = list(proposals.detector.spec.classes)
     session = Session(clips, classes or [], Path(os.path.abspath(output)), events_dir)

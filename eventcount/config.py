@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -10,6 +12,55 @@ from typing import Any, TypeVar
 import yaml
 
 from eventcount.errors import EventcountError
+
+
+@dataclass
+class SensorConfig:
+    """How to read a sensor recording (`eventcount.sensors`); stored in the model, so `detect` reads files as
+    training did. The defaults suit CSV files with a header and a time column.
+
+    columns: value columns by header name or 0-based index (as strings); None = every numeric column
+        except the time and filter columns.
+    time_column: name or index of the timestamps; None = a header such as time, time_s, t, timestamp_ns,
+        "time (ms)" if there is one (files without a header then need `rate`).
+    time_unit: "s", "ms", "us", "ns", or "auto" (the time column's name suffix: `_ms`, `(ns)`, ...; else s).
+    rate: samples per second of a file without a time column (or a `.npy` array); with one, the rate to
+        resample to (None = the typical rate of the timestamps).
+    max_gap_s: a longer step between two timestamps is a gap in the recording.
+    delimiter: ",", "\\t", ";", "whitespace", or None to detect it from the first line.
+    magnitude: replace the value columns by their Euclidean norm (one channel; e.g. accelerometers).
+    filter_column, filter_value: keep only the rows whose filter column equals this value (one sensor of
+        several interleaved in a file).
+    channels: value channels the model reads (set by training from its data; not a reading option).
+    """
+
+    columns: list[str] | None = None
+    time_column: str | None = None
+    time_unit: str = "auto"
+    rate: float | None = None
+    max_gap_s: float = 1.0
+    delimiter: str | None = None
+    magnitude: bool = False
+    filter_column: str | None = None
+    filter_value: str | None = None
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        # YAML gives `columns: [2, 3]` or `filter_value: 2` as numbers; columns and values are matched as text
+        if self.columns is not None:
+            self.columns = [str(column) for column in self.columns]
+        for name in ("time_column", "filter_column", "filter_value"):
+            if getattr(self, name) is not None:
+                setattr(self, name, str(getattr(self, name)))
+
+    def updated(self, overrides: SensorConfig | Mapping[str, Any] | None) -> SensorConfig:
+        """A copy with `overrides` on top: a mapping of the options given (e.g. from flags; unknown keys are
+        an error naming them), or a whole `SensorConfig` that replaces this one."""
+        if overrides is None:
+            return dataclasses.replace(self)
+        if isinstance(overrides, SensorConfig):
+            return dataclasses.replace(overrides)
+        return from_dict(SensorConfig, {**dataclasses.asdict(self), **overrides}, "sensor options")
 
 
 @dataclass
@@ -32,7 +83,7 @@ class FrontendConfig:
     norm_time_s: float = 5.0
     norm_prior_mean: list[float] | None = None
     norm_prior_std: list[float] | None = None
-    sensor: dict[str, Any] = field(default_factory=dict)
+    sensor: SensorConfig = field(default_factory=SensorConfig)
     detection_delay_frames: int | None = None
 
     def detection_delay(self) -> int:
@@ -114,13 +165,28 @@ class ModelSpec:
 T = TypeVar("T")
 
 
-def from_dict(cls: type[T], values: dict[str, Any], where: str = "config") -> T:
-    """Build dataclass `cls` from a plain dict, rejecting unknown keys with a message naming them."""
+def from_dict(cls: type[T], values: Mapping[str, Any], where: str = "config") -> T:
+    """Build dataclass `cls` from a plain dict, rejecting unknown keys with a message naming them.
+
+    A field whose type is a dataclass (e.g. `FrontendConfig.sensor`) is built the same way from a nested dict,
+    so its unknown keys are rejected too, named with `where` and the field.
+    """
+    if not isinstance(values, Mapping):
+        raise EventcountError(f"{where}: expected a mapping of option: value, got {values!r}")
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
         raise EventcountError(f"{where}: unknown option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-    return cls(**values)
+    hints = typing.get_type_hints(cls)
+    return cls(**{name: _nested(hints[name], value, f"{where} {name}") for name, value in values.items()})
+
+
+def _nested(hint: Any, value: Any, where: str) -> Any:
+    """`value` built into the dataclass that `hint` names (alone or in a union with None), else unchanged."""
+    for candidate in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(candidate) and isinstance(value, Mapping):
+            return from_dict(candidate, value, where)
+    return value
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

@@ -92,8 +92,8 @@ class ClipData:
         for path in paths:  # an unreadable file fails now, before any features are computed
             signal_duration(path, frontend.sensor)
         if frontend.kind == "sensor":
-            frontend.sensor["channels"] = int(read_signal(paths[0], sensor_options=frontend.sensor).data.shape[1])
-        self.channels = int(frontend.sensor.get("channels", 1)) if frontend.kind == "sensor" else 1
+            frontend.sensor.channels = int(read_signal(paths[0], sensor_options=frontend.sensor).data.shape[1])
+        self.channels = frontend.sensor.channels if frontend.kind == "sensor" else 1
         extractor = FeatureExtractor(frontend, self.channels)
         if fit_prior:
             fit_norm_prior(frontend, extractor, [self._samples(extractor, p) for p in paths[:NORM_PRIOR_RECORDINGS]])

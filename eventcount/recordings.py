@@ -12,7 +12,7 @@ import errno
 import io
 import os
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 import soundfile as sf
 
 from eventcount import sensors
+from eventcount.config import SensorConfig
 from eventcount.errors import EventcountError
 from eventcount.signals import Signal
 
@@ -162,16 +163,17 @@ def event_file_for(recording: Path, folder: Path | None = None,
 
 
 def read_signal(
-    source: str | Path | bytes, name: str | None = None, sensor_options: dict[str, Any] | None = None
+    source: str | Path | bytes, name: str | None = None,
+    sensor_options: SensorConfig | Mapping[str, Any] | None = None,
 ) -> Signal:
     """Read a recording from a path or from bytes (an archive member); `name` decides the format for bytes.
 
-    Audio goes through soundfile (any rate and channel count); `.csv`/`.npy` through
-    `eventcount.sensors` with `sensor_options` (fields of `sensors.SensorOptions`).
+    Audio goes through soundfile (any rate and channel count); `.csv`/`.npy` through `eventcount.sensors`
+    with `sensor_options` (a `SensorConfig`, or a mapping of its fields on top of the defaults).
     """
     label = str(name if name is not None else source)
     if is_sensor_file(label):
-        return _read_sensor(source, label, sensor_options or {})
+        return _read_sensor(source, label, _sensor_config(sensor_options))
     return read_audio(source, label)
 
 
@@ -227,7 +229,7 @@ def audio_rate(path: str | Path) -> int:
     return int(_audio_info(path).samplerate)
 
 
-def signal_duration(path: str | Path, sensor_options: dict[str, Any] | None = None) -> float:
+def signal_duration(path: str | Path, sensor_options: SensorConfig | Mapping[str, Any] | None = None) -> float:
     """Duration in seconds of any supported recording (audio: from the header; a WAV file's checked
     against the file's size)."""
     if is_sensor_file(path):
@@ -292,15 +294,16 @@ def _check_finite(label: str, data: np.ndarray, offset: int, rate: float) -> Non
                               f"({bad.size} such samples in this stretch); the file is damaged or not audio")
 
 
-def _read_sensor(source: str | Path | bytes, label: str, options: dict[str, Any]) -> Signal:
-    import dataclasses
-
+def _read_sensor(source: str | Path | bytes, label: str, options: SensorConfig) -> Signal:
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
     if label.lower().endswith(".npy"):
-        return sensors.read_sensor_npy(handle, options.get("rate"), source=label)
-    known = {f.name for f in dataclasses.fields(sensors.SensorOptions)}
-    return sensors.read_sensor_csv(handle, sensors.SensorOptions(**{k: v for k, v in options.items() if k in known}),
-                                   source=label)
+        return sensors.read_sensor_npy(handle, options.rate, source=label)
+    return sensors.read_sensor_csv(handle, options, source=label)
+
+
+def _sensor_config(options: SensorConfig | Mapping[str, Any] | None) -> SensorConfig:
+    """The sensor config to read with: as given, or the defaults with a mapping of options on top."""
+    return options if isinstance(options, SensorConfig) else SensorConfig().updated(options)
 
 
 def _short(err: Exception) -> str:

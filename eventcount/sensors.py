@@ -25,6 +25,7 @@ from typing import IO
 
 import numpy as np
 
+from eventcount.config import SensorConfig
 from eventcount.errors import EventcountError
 from eventcount.signals import Signal
 from eventcount.units import is_number
@@ -44,37 +45,9 @@ _DELIMITER_NAMES = {",": "commas", "\t": "tabs", ";": "semicolons", None: "white
 _SAMPLE_ROWS = 20
 
 
-@dataclass
-class SensorOptions:
-    """How to read a sensor CSV file; the defaults suit files with a header and a time column.
-
-    columns: value columns by header name or 0-based index (as strings); None = every numeric column
-        except the time and filter columns.
-    time_column: name or index of the timestamps; None = a header such as time, time_s, t, timestamp_ns,
-        "time (ms)" if there is one (files without a header then need `rate`).
-    time_unit: "s", "ms", "us", "ns", or "auto" (the time column's name suffix: `_ms`, `(ns)`, ...; else s).
-    rate: samples per second of a file without a time column; with one, the rate to resample to
-        (None = the typical rate of the timestamps).
-    max_gap_s: a longer step between two timestamps is an error (the recording stopped).
-    delimiter: ",", "\\t", ";", "whitespace", or None to detect it from the first line.
-    magnitude: replace the value columns by their Euclidean norm (one channel; e.g. accelerometers).
-    filter_column, filter_value: keep only the rows whose filter column equals this value.
-    """
-
-    columns: list[str] | None = None
-    time_column: str | None = None
-    time_unit: str = "auto"
-    rate: float | None = None
-    max_gap_s: float = 1.0
-    delimiter: str | None = None
-    magnitude: bool = False
-    filter_column: str | None = None
-    filter_value: str | None = None
-
-
 def read_sensor_csv(
     path_or_file: str | os.PathLike[str] | IO[str] | IO[bytes],
-    options: SensorOptions | None = None,
+    options: SensorConfig | None = None,
     source: str = "",
 ) -> Signal:
     """Read a delimited text file of sensor samples into a uniformly sampled `Signal`.
@@ -83,7 +56,7 @@ def read_sensor_csv(
     skipped. Returns data float32 [n_samples, channels] (channels = value columns, or 1 with `magnitude`)
     at `options.rate` or the typical rate of the timestamps; time 0 = the first kept timestamp.
     """
-    options = options or SensorOptions()
+    options = options or SensorConfig()
     _check_options(options)
     text, name = _read_text(path_or_file, source)
     table = _read_header(text, name, options.delimiter)
@@ -126,7 +99,7 @@ def read_sensor_npy(
 # ---------------------------------------------------------------------------------------------- options
 
 
-def _check_options(options: SensorOptions) -> None:
+def _check_options(options: SensorConfig) -> None:
     if options.time_unit not in (*TIME_UNITS, "auto"):
         raise EventcountError(f"time unit '{options.time_unit}' is not one of s, ms, us, ns, auto")
     if options.rate is not None:
@@ -274,7 +247,7 @@ class _Layout:
         return None if self.filter_numeric else self.filter_col
 
 
-def _choose_layout(table: _Table, options: SensorOptions) -> _Layout:
+def _choose_layout(table: _Table, options: SensorConfig) -> _Layout:
     time_col = (_column_index(table, options.time_column) if options.time_column is not None
                 else _find_time_column(table))
     if time_col is None and options.rate is None:
@@ -440,7 +413,7 @@ class _Rows:
         return int(self.lines[self.index[k]])
 
 
-def _kept_rows(table: _Table, layout: _Layout, options: SensorOptions, cells: np.ndarray | None,
+def _kept_rows(table: _Table, layout: _Layout, options: SensorConfig, cells: np.ndarray | None,
                count: int) -> np.ndarray:
     """Indices of the parsed rows whose filter column holds the filter value (all rows without a filter)."""
     if layout.filter_col is None or cells is None:
@@ -472,7 +445,7 @@ def _check_finite(block: np.ndarray, columns: list[int], rows: _Rows) -> None:
 # ---------------------------------------------------------------------------------------------- time
 
 
-def _uniform(block: np.ndarray, columns: list[int], layout: _Layout, rows: _Rows, options: SensorOptions
+def _uniform(block: np.ndarray, columns: list[int], layout: _Layout, rows: _Rows, options: SensorConfig
              ) -> tuple[np.ndarray, float]:
     """The value columns, gaps filled, on a uniform grid; and its rate."""
     values = block[:, [columns.index(j) for j in layout.value_cols]]
@@ -487,7 +460,7 @@ def _uniform(block: np.ndarray, columns: list[int], layout: _Layout, rows: _Rows
     return _resample(times, values, rate, rows.table.name), rate
 
 
-def _seconds(raw: np.ndarray, rows: _Rows, layout: _Layout, options: SensorOptions) -> np.ndarray:
+def _seconds(raw: np.ndarray, rows: _Rows, layout: _Layout, options: SensorConfig) -> np.ndarray:
     """Timestamps as seconds from the first one; checks that they increase without long gaps."""
     name = rows.table.name
     missing = np.flatnonzero(np.isnan(raw))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from eventcount.checkpoint import FORMAT_VERSION, load_model, read_model_file, save_model
-from eventcount.config import DecodeConfig, FrontendConfig, ModelSpec, NetworkConfig
+from eventcount.config import DecodeConfig, FrontendConfig, ModelSpec, NetworkConfig, SensorConfig
 from eventcount.errors import EventcountError
 from eventcount.network import CRNN
 
@@ -18,7 +18,7 @@ N_FEATURES = 12
 def tiny_spec() -> ModelSpec:
     return ModelSpec(
         classes=["KD", "SD"],
-        frontend=FrontendConfig(n_mels=N_FEATURES, norm_prior_mean=[0.5] * N_FEATURES, sensor={"channels": 1}),
+        frontend=FrontendConfig(n_mels=N_FEATURES, norm_prior_mean=[0.5] * N_FEATURES, sensor=SensorConfig(channels=1)),
         network=NetworkConfig(conv_channels=[4], rnn="lstm", rnn_hidden=8),
         decode=DecodeConfig(threshold=0.4, thresholds={"SD": 0.7}, lag_s=0.01),
     )

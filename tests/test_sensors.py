@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from eventcount.config import SensorConfig
 from eventcount.errors import EventcountError
-from eventcount.sensors import SensorOptions, read_sensor_csv, read_sensor_npy
+from eventcount.sensors import read_sensor_csv, read_sensor_npy
 
 
 def write(tmp_path: Path, text: str, name: str = "rec.csv") -> Path:
@@ -32,9 +33,9 @@ def uniform(n: int = 50, rate: float = 100.0, channels: int = 2) -> tuple[np.nda
     return times, np.stack([np.sin(times * (j + 1)) + j for j in range(channels)], axis=1)
 
 
-def error_text(path: Path | io.StringIO, options: SensorOptions | None = None, **kwargs: str) -> str:
+def error_text(path: Path | io.StringIO, options: SensorConfig | None = None, **kwargs: str) -> str:
     with pytest.raises(EventcountError) as caught:
-        read_sensor_csv(path, options or SensorOptions(), **kwargs)
+        read_sensor_csv(path, options or SensorConfig(), **kwargs)
     message = str(caught.value)
     assert "\n" not in message
     return message
@@ -55,10 +56,10 @@ def test_header_with_time_column(tmp_path: Path) -> None:
 def test_no_header_with_rate(tmp_path: Path) -> None:
     _, values = uniform(channels=3)
     path = write(tmp_path, "\n".join(",".join(f"{v:.9g}" for v in row) for row in values))
-    signal = read_sensor_csv(path, SensorOptions(rate=250.0))
+    signal = read_sensor_csv(path, SensorConfig(rate=250.0))
     assert signal.rate == 250.0
     np.testing.assert_allclose(signal.data, values, atol=1e-6)
-    picked = read_sensor_csv(path, SensorOptions(rate=250.0, columns=["2", "0"]))
+    picked = read_sensor_csv(path, SensorConfig(rate=250.0, columns=["2", "0"]))
     np.testing.assert_allclose(picked.data, values[:, [2, 0]], atol=1e-6)
 
 
@@ -67,7 +68,7 @@ def test_time_units_from_option_and_from_name(tmp_path: Path, unit: str, scale: 
     times, values = uniform(rate=50.0)
     stamps = 12.5 + times  # a clock that does not start at 0
     text = table(stamps * scale, values, header=None, time_format="{:.0f}" if unit == "ns" else "{:.9g}")
-    by_option = read_sensor_csv(write(tmp_path, text), SensorOptions(time_column="0", time_unit=unit))
+    by_option = read_sensor_csv(write(tmp_path, text), SensorConfig(time_column="0", time_unit=unit))
     named = read_sensor_csv(write(tmp_path, f"timestamp_{unit},x,y\n" + text, "named.csv"))
     for signal in (by_option, named):
         assert signal.rate == pytest.approx(50.0)
@@ -85,7 +86,7 @@ def test_epoch_nanoseconds_keep_their_precision(tmp_path: Path) -> None:
     stamps = 1_700_000_000_000_000_000 + np.arange(40) * 2_500_000  # 400 Hz
     values = np.arange(40.0)[:, None]
     text = "".join(f"{t},{v[0]:g}\n" for t, v in zip(stamps, values, strict=True))
-    signal = read_sensor_csv(write(tmp_path, text), SensorOptions(time_column="0", time_unit="ns"))
+    signal = read_sensor_csv(write(tmp_path, text), SensorConfig(time_column="0", time_unit="ns"))
     assert signal.rate == pytest.approx(400.0, rel=1e-6)
     np.testing.assert_allclose(signal.data[:, 0], values[:, 0], atol=1e-3)
 
@@ -95,7 +96,7 @@ def test_irregular_timestamps_are_resampled_from_the_first_timestamp(tmp_path: P
     stamps = 3.0 + np.cumsum(rng.uniform(0.002, 0.008, 800))  # ~200 Hz with jitter
     ramp, sine = 2.0 * stamps - 1.0, np.sin(2 * np.pi * 2.0 * stamps)
     path = write(tmp_path, table(stamps, np.stack([ramp, sine], axis=1), "t,ramp,sine"))
-    signal = read_sensor_csv(path, SensorOptions(rate=100.0))
+    signal = read_sensor_csv(path, SensorConfig(rate=100.0))
     assert signal.rate == 100.0
     grid = stamps[0] + np.arange(len(signal.data)) / 100.0
     assert grid[-1] <= stamps[-1] < grid[-1] + 0.01
@@ -116,7 +117,7 @@ def test_typical_rate_ignores_rounding_and_dropped_samples(tmp_path: Path) -> No
 def test_magnitude(tmp_path: Path) -> None:
     times, values = uniform(channels=3)
     signal = read_sensor_csv(write(tmp_path, table(times, values, "time,x,y,z")),
-                             SensorOptions(magnitude=True))
+                             SensorConfig(magnitude=True))
     assert signal.data.shape == (50, 1)
     np.testing.assert_allclose(signal.data[:, 0], np.linalg.norm(values, axis=1), rtol=1e-5)
 
@@ -126,7 +127,7 @@ def test_phone_format_filter_numeric_column(tmp_path: Path) -> None:
     stamps = 263239144953734 + np.arange(60) * 5_035_400
     lines = [f"{t},{2 if k % 3 else 9},{k},{-k},1.5" for k, t in enumerate(stamps)]
     path = write(tmp_path, "\n".join(lines) + "\n")
-    options = SensorOptions(time_column="0", time_unit="ns", filter_column="1", filter_value="2")
+    options = SensorConfig(time_column="0", time_unit="ns", filter_column="1", filter_value="2")
     signal = read_sensor_csv(path, options)
     assert signal.data.shape[1] == 3  # the filter column is not a value column
     assert signal.rate == pytest.approx(1e9 / 5_035_400, rel=1e-3)
@@ -139,10 +140,10 @@ def test_filter_text_column_with_quoted_header(tmp_path: Path) -> None:
     rows = ["time_s,\"sensor type\",value"]
     rows += [f"{k * 0.01:.2f},{'acc' if k % 2 == 0 else 'gyro'},{k}" for k in range(20)]
     path = write(tmp_path, "\n".join(rows))
-    signal = read_sensor_csv(path, SensorOptions(filter_column="sensor type", filter_value="acc"))
+    signal = read_sensor_csv(path, SensorConfig(filter_column="sensor type", filter_value="acc"))
     assert signal.rate == pytest.approx(50.0)
     np.testing.assert_allclose(signal.data[:, 0], np.arange(0, 20, 2), atol=1e-5)
-    message = error_text(path, SensorOptions(filter_column="sensor type", filter_value="mag"))
+    message = error_text(path, SensorConfig(filter_column="sensor type", filter_value="mag"))
     assert "no rows where column 'sensor type' equals 'mag'" in message and "'acc', 'gyro'" in message
 
 
@@ -181,7 +182,7 @@ def test_missing_values_are_interpolated_and_counted(tmp_path: Path, caplog: pyt
 
 def test_missing_values_with_irregular_timestamps(tmp_path: Path) -> None:
     text = "t,x\n0,0\n0.1,\n0.4,4\n0.5,5\n"
-    signal = read_sensor_csv(write(tmp_path, text), SensorOptions(rate=10.0))
+    signal = read_sensor_csv(write(tmp_path, text), SensorConfig(rate=10.0))
     np.testing.assert_allclose(signal.data[:, 0], [0, 1, 2, 3, 4, 5], atol=1e-5)
 
 
@@ -199,7 +200,7 @@ def test_gap_names_the_line(tmp_path: Path) -> None:
     message = error_text(path)
     assert message.startswith(f"{path}, line 4:") and "jump by 2.49 s after line 3" in message
     assert "--max-gap" in message and "--time-unit" in message
-    assert read_sensor_csv(path, SensorOptions(max_gap_s=3.0)).data.shape == (252, 1)
+    assert read_sensor_csv(path, SensorConfig(max_gap_s=3.0)).data.shape == (252, 1)
 
 
 def test_gap_in_declared_unit_has_no_unit_hint(tmp_path: Path) -> None:
@@ -221,12 +222,12 @@ def test_text_timestamp_is_explained(tmp_path: Path) -> None:
 
 def test_text_in_numeric_filter_column_matches_nothing(tmp_path: Path) -> None:
     text = "t,kind,x\n0,3,0\n0.1,3,1\n0.15,gyro,99\n0.2,3,2\n"
-    signal = read_sensor_csv(write(tmp_path, text), SensorOptions(filter_column="kind", filter_value="3.0"))
+    signal = read_sensor_csv(write(tmp_path, text), SensorConfig(filter_column="kind", filter_value="3.0"))
     np.testing.assert_allclose(signal.data[:, 0], [0, 1, 2], atol=1e-5)
 
 
 def test_bad_cell_without_header(tmp_path: Path) -> None:
-    message = error_text(write(tmp_path, "1,2\n3,x\n"), SensorOptions(rate=10.0))
+    message = error_text(write(tmp_path, "1,2\n3,x\n"), SensorConfig(rate=10.0))
     assert "line 2, column 1 (counting from 0): 'x'" in message
 
 
@@ -254,21 +255,21 @@ def test_too_few_rows(tmp_path: Path, text: str, expected: str) -> None:
 
 
 def test_empty_column(tmp_path: Path) -> None:
-    message = error_text(write(tmp_path, "t,x,y\n0,1,\n1,2,\n"), SensorOptions(columns=["x", "y"]))
+    message = error_text(write(tmp_path, "t,x,y\n0,1,\n1,2,\n"), SensorConfig(columns=["x", "y"]))
     assert "column 'y' has no values" in message
 
 
 def test_unknown_column_lists_the_columns(tmp_path: Path) -> None:
     path = write(tmp_path, "time_s,ax,ay\n0,1,2\n1,1,2\n")
-    message = error_text(path, SensorOptions(columns=["az"]))
+    message = error_text(path, SensorConfig(columns=["az"]))
     assert "no column 'az'" in message and "'time_s', 'ax', 'ay'" in message
-    headerless = error_text(write(tmp_path, "0,1\n1,2\n", "n.csv"), SensorOptions(columns=["5"], rate=1.0))
+    headerless = error_text(write(tmp_path, "0,1\n1,2\n", "n.csv"), SensorConfig(columns=["5"], rate=1.0))
     assert "no column '5'" in headerless and "0 to 1" in headerless
 
 
 def test_column_names_ignore_case(tmp_path: Path) -> None:
     path = write(tmp_path, "Time,AX\n0,1\n1,2\n")
-    assert read_sensor_csv(path, SensorOptions(columns=["ax"], time_column="TIME")).data.shape == (2, 1)
+    assert read_sensor_csv(path, SensorConfig(columns=["ax"], time_column="TIME")).data.shape == (2, 1)
 
 
 def test_short_line(tmp_path: Path) -> None:
@@ -293,10 +294,10 @@ def test_missing_file_and_binary_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("options", [
-    SensorOptions(time_unit="min"), SensorOptions(rate=0.0), SensorOptions(max_gap_s=0.0),
-    SensorOptions(filter_column="x"), SensorOptions(delimiter="::"), SensorOptions(columns=[]),
+    SensorConfig(time_unit="min"), SensorConfig(rate=0.0), SensorConfig(max_gap_s=0.0),
+    SensorConfig(filter_column="x"), SensorConfig(delimiter="::"), SensorConfig(columns=[]),
 ])
-def test_bad_options(tmp_path: Path, options: SensorOptions) -> None:
+def test_bad_options(tmp_path: Path, options: SensorConfig) -> None:
     error_text(write(tmp_path, "t,x\n0,1\n1,2\n"), options)
 
 
@@ -343,3 +344,23 @@ def test_npy_needs_a_rate_and_a_real_file(tmp_path: Path) -> None:
         read_sensor_npy(tmp_path / "b.npy", 10.0)
     with pytest.raises(EventcountError, match="cannot read the file"):
         read_sensor_npy(tmp_path / "c.npy", 10.0)
+
+
+def test_sensor_config_rejects_misspelled_keys_and_coerces_numbers(tmp_path: Path) -> None:
+    from eventcount.config import FrontendConfig, from_dict, load_yaml
+
+    path = write(tmp_path, "kind: sensor\nsensor:\n  colums: [2, 3]\n", "model.yaml")
+    with pytest.raises(EventcountError, match=r"model\.yaml frontend sensor: unknown option\(s\) colums; known: "
+                                              r"channels, columns, .*time_unit"):
+        from_dict(FrontendConfig, load_yaml(path), f"{path} frontend")
+    config = from_dict(FrontendConfig, {"sensor": {"columns": [2, 3], "time_column": 0, "filter_value": 4}})
+    assert config.sensor == SensorConfig(columns=["2", "3"], time_column="0", filter_value="4")
+    with pytest.raises(EventcountError, match="sensor options: unknown option"):
+        SensorConfig().updated({"max_gap": 2.0})
+
+
+def test_sensor_config_updated_keeps_what_is_not_given() -> None:
+    stored = SensorConfig(columns=["2"], time_unit="ns", magnitude=True, channels=1)
+    assert stored.updated({"time_unit": "ms"}) == SensorConfig(columns=["2"], time_unit="ms", magnitude=True)
+    assert stored.updated(None) == stored and stored.updated(None) is not stored
+    assert stored.updated(SensorConfig(rate=50.0)) == SensorConfig(rate=50.0)

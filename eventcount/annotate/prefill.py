@@ -45,14 +45,15 @@ class Proposals:
             self._thread.join(timeout_s)
 
     def _run(self, order: list[int]) -> None:
-        import torch
+        from eventcount.detection import DetectSettings, detect_recording
+        from eventcount.threads import set_threads
 
-        torch.set_num_threads(1)  # the page stays responsive on a small machine
+        set_threads(1)  # one core for the model: the page stays responsive
+        settings = DetectSettings(sensor=dict(self.sensor_options or {}))
         for recording in order:
-            path = self.clips.recordings[recording]
             try:
-                probabilities = self.detector.file_activations(path, sensor_options=self.sensor_options)
-                self.events[recording] = self.detector.decode(probabilities)
+                self.events[recording] = detect_recording(self.detector, self.clips.recordings[recording],
+                                                          settings).events
             except EventcountError as error:
                 self.failed[recording] = str(error)
                 log.warning("model proposals: %s", error)

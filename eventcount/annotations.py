@@ -58,7 +58,7 @@ def _number(path: Path, line_no: int, cell: str, what: str) -> float:
 
 def _read_text_events(path: Path, text: str, default_label: str) -> list[Event]:
     events = []
-    first = True
+    first, header = True, None
     audacity_file = path.name.lower().endswith(".labels.txt")  # labels may be numbers (e.g. MIDI notes)
     for line_no, line in enumerate(text.splitlines(), start=1):
         stripped = line.strip()
@@ -68,6 +68,7 @@ def _read_text_events(path: Path, text: str, default_label: str) -> list[Event]:
         cells = [c.strip() for c in cells]
         is_first, first = first, False
         if is_first and not is_number(cells[0]):
+            header = (line_no, cells[0])
             continue  # a header line such as "time_s<TAB>label", possibly after comments
         time_s = _number(path, line_no, cells[0], "the event time in seconds (first column)")
         if time_s < 0:
@@ -79,6 +80,9 @@ def _read_text_events(path: Path, text: str, default_label: str) -> list[Event]:
         label = cells[1] if len(cells) >= 2 and cells[1] else default_label
         confidence = _number(path, line_no, cells[2], "confidence (third column)") if len(cells) >= 3 else None
         events.append(Event(time_s, label, confidence))
+    if header is not None and not events and header[1].lower() not in TIME_COLUMNS:
+        # a lone line that is not a number is a broken file, not a header over zero events
+        _number(path, header[0], header[1], "the event time in seconds (first column)")
     return events
 
 

@@ -290,8 +290,8 @@ def _check_finite(label: str, data: np.ndarray, offset: int, rate: float) -> Non
     bad = np.flatnonzero(~np.isfinite(data).all(axis=1))
     if bad.size:
         first = offset + int(bad[0])
-        raise EventcountError(f"{label}: sample {first} (at {first / rate:.3f} s) is NaN or infinite "
-                              f"({bad.size} such samples in this stretch); the file is damaged or not audio")
+        raise EventcountError(f"{label}: sample {first} (at {first / rate:.3f} s) is NaN or infinite; the file is "
+                              "damaged or not audio")
 
 
 def _read_sensor(source: str | Path | bytes, label: str, options: SensorConfig) -> Signal:

@@ -115,3 +115,17 @@ def test_events_by_class_with_map_drops_unmapped() -> None:
     assert grouped["SD"].tolist() == [1.5]
     assert grouped["HH"].size == 0 and grouped["HH"].dtype == np.float64
 
+
+
+@pytest.mark.parametrize("name", ["ref.txt", "ref.tsv", "ref.events.tsv"])
+def test_a_lone_line_that_is_not_a_number_is_an_error(tmp_path: Path, name: str) -> None:
+    path = write(tmp_path / name, "# reference\nabc\n")
+    with pytest.raises(EventcountError, match=rf"{name}:2: expected the event time in seconds \(first column\) "
+                                              r"as a number, got 'abc'"):
+        read_events(path)
+
+
+def test_a_header_alone_means_no_events(tmp_path: Path) -> None:
+    assert read_events(write(tmp_path / "a.tsv", "time_s\tlabel\n")) == []
+    assert read_events(write(tmp_path / "b.tsv", "# time_s\tlabel\tconfidence\n")) == []
+    assert read_events(write(tmp_path / "c.txt", "")) == []

@@ -22,9 +22,9 @@ import numpy as np
 import yaml
 
 from eventcount.annotations import events_by_class, read_class_map, read_events
-from eventcount.config import ModelSpec, TrainConfig
-from eventcount.evaluate import evaluate
+from eventcount.config import DEFAULT_TOLERANCE_S, ModelSpec, TrainConfig
 from eventcount.detection import Detector
+from eventcount.evaluate import evaluate, score_detector
 from eventcount.prepare import DEFAULT_WINDOW_S, make_count_table
 from eventcount.recordings import event_file_for
 from eventcount.train import train
@@ -40,13 +40,8 @@ def recordings(folder: Path, limit: int, skip: int = 0) -> list[Path]:
 
 
 def score(model: Path, files: list[Path], class_map: dict[str, str], classes: list[str]) -> float:
-    detector = Detector.load(model)
-    scored = []
-    for path in files:
-        reference = events_by_class(read_events(event_file_for(path)), classes, class_map)
-        estimate = events_by_class(detector.decode(detector.file_activations(path)), classes)
-        scored.append((path.stem, reference, estimate))
-    return evaluate(scored, classes, 0.05)["mean"]["f_measure"]
+    report = score_detector(Detector.load(model), files, classes=classes, class_map=class_map)
+    return report["mean"]["f_measure"]
 
 
 def noisy_label_f1(files: list[Path], class_map: dict[str, str], classes: list[str], sigma_s: float,
@@ -58,7 +53,7 @@ def noisy_label_f1(files: list[Path], class_map: dict[str, str], classes: list[s
         reference = events_by_class(read_events(event_file_for(path)), classes, class_map)
         noisy = {c: np.sort(np.maximum(t + rng.normal(0, sigma_s, t.size), 0)) for c, t in reference.items()}
         scored.append((path.stem, reference, noisy))
-    return evaluate(scored, classes, 0.05)["mean"]["f_measure"]
+    return evaluate(scored, classes, DEFAULT_TOLERANCE_S)["mean"]["f_measure"]
 
 
 def main() -> None:
@@ -122,7 +117,8 @@ def main() -> None:
                 model = args.out / f"{loss}_{sigma_ms}ms_seed{seed}.pt"
                 table = tables[args.window if name == "counts" else args.window_timestamps]
                 started = time.time()
-                train(table, ModelSpec(classes=classes), config, model, val_table=val_table, class_map=class_map)
+                train(table, ModelSpec(classes=classes), config, model, val_table=val_table, class_map=class_map,
+                      overwrite=True)
                 results[loss][sigma_ms].append(score(model, test_files, class_map, classes))
                 print(f"seed {seed} {loss} sigma {sigma_ms} ms: F1 {results[loss][sigma_ms][-1]:.4f} "
                       f"({time.time() - started:.0f} s)", flush=True)

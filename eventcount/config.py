@@ -13,6 +13,8 @@ import yaml
 
 from eventcount.errors import EventcountError
 
+DEFAULT_TOLERANCE_S = 0.05  # event matching window (the MIREX onset window): evaluation, thresholds, benches
+
 
 @dataclass
 class SensorConfig:
@@ -97,6 +99,12 @@ class FrontendConfig:
             return self.detection_delay_frames
         return 1 if self.kind == "audio" else 0
 
+    @property
+    def detection_delay_s(self) -> float:
+        """The detection delay in seconds (`detection_delay` frames at `frame_rate`): what decoding moves events
+        back by before any calibrated lag."""
+        return self.detection_delay() / self.frame_rate
+
 
 @dataclass
 class NetworkConfig:
@@ -111,6 +119,12 @@ class NetworkConfig:
     dropout: float = 0.1
 
 
+NETWORK_SIZES: dict[str, NetworkConfig] = {
+    "small": NetworkConfig(),
+    "large": NetworkConfig(conv_channels=[32, 64], rnn_hidden=128),
+}
+
+
 @dataclass
 class DecodeConfig:
     """Turning probabilities into event times (`decode.pick_events`)."""
@@ -119,6 +133,18 @@ class DecodeConfig:
     thresholds: dict[str, float] = field(default_factory=dict)
     min_distance_s: float = 0.03
     lag_s: float = 0.0
+
+
+DEFAULT_STRETCH = (0.8, 1.25)  # the time-stretch range LOW, HIGH that training uses unless told otherwise
+
+
+def stretch_factors(low: float, high: float) -> list[float]:
+    """Time-stretch factors for a range LOW..HIGH (0 < LOW <= 1 <= HIGH): three geometric steps from LOW to 1
+    and three from 1 to HIGH, so 0.8, 1.25 gives 0.8, 0.894, 1, 1.118, 1.25 (LOW = HIGH = 1: no stretch)."""
+    if not 0 < low <= 1 <= high:
+        raise EventcountError(f"stretch range {low:g},{high:g}: need 0 < LOW <= 1 <= HIGH")
+    steps = [low ** (1 - i / 2) for i in range(3)] + [high ** (i / 2) for i in (1, 2)]
+    return sorted({round(f, 4) for f in steps})
 
 
 @dataclass
@@ -134,7 +160,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     grad_clip: float = 1.0
     context_s: float = 0.3
-    stretch_factors: list[float] = field(default_factory=lambda: [0.8, 0.9, 1.0, 1.1, 1.25])
+    stretch_factors: list[float] = field(default_factory=lambda: stretch_factors(*DEFAULT_STRETCH))
     band_limit: float = 0.0  # share of training copies heard as if recorded at a lower sample rate
     band_limit_rates_hz: list[float] | None = None  # LOW, HIGH of those rates (default: 1/4 to 3/4 of the front end's)
     val_fraction: float = 0.1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,12 +78,38 @@ def load_events(path: Path, events_dir: Path | None, classes: list[str], class_m
     return events_by_class(read_events(event_file_for(path, events_dir)), classes, class_map)
 
 
+def sensor_channels(frontend: FrontendConfig) -> int:
+    """Channels a front end reads: the sensor's (resolved by `resolve_frontend`), 1 for audio."""
+    return frontend.sensor.channels if frontend.kind == "sensor" else 1
+
+
+def resolve_frontend(frontend: FrontendConfig, paths: list[Path], fit_prior: bool) -> FrontendConfig:
+    """A copy of `frontend` with what the training data decides: a sensor's channel count (from the first
+    recording) and, with `fit_prior`, the normalisation prior of the first `NORM_PRIOR_RECORDINGS` recordings.
+    Every recording is checked to be readable first, so a bad file is named before features are computed."""
+    frontend = copy.deepcopy(frontend)
+    for path in paths:
+        signal_duration(path, frontend.sensor)
+    if frontend.kind == "sensor":
+        frontend.sensor.channels = int(read_signal(paths[0], sensor_options=frontend.sensor).data.shape[1])
+    if fit_prior:
+        extractor = FeatureExtractor(frontend, sensor_channels(frontend))
+        samples = [extractor.prepare(read_signal(p, sensor_options=frontend.sensor))
+                   for p in paths[:NORM_PRIOR_RECORDINGS]]
+        fit_norm_prior(frontend, extractor, samples)
+    return frontend
+
+
 class ClipData:
-    """The clips of a count table with the features of their recordings, ready for batching."""
+    """The clips of a count table with the features of their recordings, ready for batching.
+
+    `frontend` is used as given (see `resolve_frontend` for the prior and a sensor's channels); it is never
+    written to.
+    """
 
     def __init__(self, table: CountTable, frontend: FrontendConfig, factors: list[float],
                  with_events: bool = False, events_dir: Path | None = None,
-                 class_map: dict[str, str] | None = None, fit_prior: bool = False, progress=None,
+                 class_map: dict[str, str] | None = None, progress=None,
                  augment: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
         self.table = table
         self.frontend = frontend
@@ -91,27 +118,18 @@ class ClipData:
         paths = table.recordings()
         for path in paths:  # an unreadable file fails now, before any features are computed
             signal_duration(path, frontend.sensor)
-        if frontend.kind == "sensor":
-            frontend.sensor.channels = int(read_signal(paths[0], sensor_options=frontend.sensor).data.shape[1])
-        self.channels = frontend.sensor.channels if frontend.kind == "sensor" else 1
+        self.channels = sensor_channels(frontend)
         extractor = FeatureExtractor(frontend, self.channels)
-        if fit_prior:
-            fit_norm_prior(frontend, extractor, [self._samples(extractor, p) for p in paths[:NORM_PRIOR_RECORDINGS]])
-            extractor = FeatureExtractor(frontend, self.channels)
         rate = working_rate(frontend)
         augment = augment or (lambda samples: samples)
         for i, path in enumerate(paths):  # one recording's samples in memory at a time
-            samples = self._samples(extractor, path)
+            samples = extractor.prepare(read_signal(path, sensor_options=frontend.sensor))
             feats = {f: extractor(augment(stretch(samples, rate, f))).half() for f in factors}
             events = load_events(path, events_dir, table.classes, class_map) if with_events else None
             self.recordings[path] = Recording(path, samples.shape[-1] / rate, feats, events)
             if progress:
                 progress(i + 1, len(paths))
         self.clips = list(table.clips)
-
-    def _samples(self, extractor: FeatureExtractor, path: Path) -> torch.Tensor:
-        """A recording's samples at the frontend's working rate."""
-        return extractor.prepare(read_signal(path, sensor_options=self.frontend.sensor))
 
     @property
     def n_features(self) -> int:

@@ -66,7 +66,7 @@ def resample_ratio(samples: torch.Tensor, ratio: Fraction) -> torch.Tensor:
 
 def hop_samples(config: FrontendConfig) -> int:
     """Samples per frame at the frontend's working rate; it must be an integer."""
-    rate = config.sample_rate if config.kind == "audio" else config.frame_rate * config.samples_per_frame
+    rate = working_rate(config)
     hop = rate / config.frame_rate
     if abs(hop - round(hop)) > 1e-9:
         raise EventcountError(f"frame_rate {config.frame_rate} must divide sample_rate {config.sample_rate}")

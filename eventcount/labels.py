@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 import os
 from dataclasses import dataclass, field
@@ -39,6 +40,16 @@ class CountTable:
 
     def where(self, clip: Clip) -> str:
         return f"{self.source}:{clip.line}" if self.source else str(clip.path)
+
+    def subset(self, classes: list[str]) -> CountTable:
+        """The same clips counting only `classes` (in that order)."""
+        missing = [c for c in classes if c not in self.classes]
+        if missing:
+            raise EventcountError(f"{self.source or 'labels'}: no column for class(es) {', '.join(missing)}; "
+                                  f"it has {', '.join(self.classes)}")
+        index = [self.classes.index(c) for c in classes]
+        clips = [dataclasses.replace(c, counts=[c.counts[i] for i in index]) for c in self.clips]
+        return CountTable(list(classes), clips, self.source)
 
 
 def _parse_float(path: Path, line: int, name: str, cell: str) -> float | None:

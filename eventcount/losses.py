@@ -10,12 +10,7 @@ import math
 import torch
 from torch.nn import functional as F
 
-from eventcount.counting import count_distribution, counting_loss, initial_bias
-
-__all__ = [
-    "alpha_schedule", "ce_loss", "count_distribution", "counting_loss", "gaussian_kernel", "initial_bias",
-    "softloc_loss", "uncertain_counting_loss",
-]
+from eventcount.counting import counting_loss
 
 
 def frame_mask(lengths: torch.Tensor | None, batch: int, frames: int, device: torch.device) -> torch.Tensor:

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from eventcount.config import ModelSpec
+from eventcount.config import DEFAULT_TOLERANCE_S, ModelSpec
 from eventcount.dataset import ClipData, load_events
 from eventcount.decode import class_threshold, pick_class
 from eventcount.errors import EventcountError
@@ -15,7 +15,7 @@ from eventcount.evaluate import match_counts
 from eventcount.network import CRNN
 
 THRESHOLD_GRID = np.round(np.arange(0.1, 0.96, 0.05), 2)
-F1_TOLERANCE_S = 0.05
+F1_TOLERANCE_S = DEFAULT_TOLERANCE_S
 LAG_TOLERANCE_S = 0.1
 
 
@@ -56,7 +56,7 @@ def choose_thresholds(probs: dict[Path, np.ndarray], spec: ModelSpec, data: Clip
     Returns ({class: threshold}, {class: {"threshold", "criterion", "value"}}).
     """
     rate, dec = spec.frontend.frame_rate, spec.decode
-    lag_s = dec.lag_s + spec.frontend.detection_delay() / rate
+    lag_s = dec.lag_s + spec.frontend.detection_delay_s
     thresholds, scores = {}, {}
     for d, name in enumerate(spec.classes):
         results = []
@@ -76,7 +76,7 @@ def calibrate_lag(probs: dict[Path, np.ndarray], spec: ModelSpec, events_dir: Pa
                   class_map: dict[str, str] | None) -> float:
     """The median timing offset (estimate - reference) on validation recordings with timestamps in `events_dir`."""
     offsets: list[float] = []
-    delay_s = spec.frontend.detection_delay() / spec.frontend.frame_rate
+    delay_s = spec.frontend.detection_delay_s
     for path, pr in probs.items():
         try:
             events = load_events(path, events_dir, spec.classes, class_map)

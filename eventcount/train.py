@@ -14,19 +14,42 @@ from typing import Any
 import numpy as np
 import torch
 
-from eventcount import losses
-from eventcount.atomic import atomic_write
+from eventcount import distributed, losses
 from eventcount.augment import band_limiter
 from eventcount.checkpoint import save_model
-from eventcount.config import ModelSpec, TrainConfig
-from eventcount.dataset import Batch, ClipData
+from eventcount.config import FrontendConfig, ModelSpec, TrainConfig
+from eventcount.counting import counting_loss, initial_bias
+from eventcount.dataset import Batch, ClipData, resolve_frontend
+from eventcount.distributed import Ranks
 from eventcount.errors import EventcountError
 from eventcount.features import working_rate
 from eventcount.labels import CountTable
 from eventcount.network import CRNN
+from eventcount.recordings import signal_duration
 from eventcount.thresholds import calibrate_lag, choose_thresholds, recording_probabilities
+from eventcount.train_state import load_resume, resume_path, save_resume
 
 LOSSES = ("counts", "softloc", "ce")
+
+
+@dataclass
+class TrainResult:
+    """What training produced: the resolved spec and config written into the model file, and its summary."""
+
+    spec: ModelSpec
+    config: TrainConfig
+    summary: dict[str, Any]
+
+
+@dataclass
+class TrainInputs:
+    """Where training reads besides the count table (all optional)."""
+
+    val_table: CountTable | None = None
+    events_dir: Path | None = None
+    class_map: dict[str, str] | None = None
+    val_events_dir: Path | None = None
+    calibrate_lag_dir: Path | None = None
 
 
 @dataclass
@@ -57,11 +80,11 @@ def split_validation(table: CountTable, fraction: float, seed: int) -> tuple[Cou
     return CountTable(table.classes, train, table.source), CountTable(table.classes, val, table.source)
 
 
-def perturb_events(data: ClipData, config: TrainConfig) -> None:
+def perturb_events(data: ClipData, config: TrainConfig, rank: int = 0) -> None:
     """Label-noise simulation: move every *training* timestamp once, seeded (never applied to validation)."""
     if config.label_noise_s <= 0:
         return
-    rng = np.random.default_rng(config.seed + 7919)
+    rng = np.random.default_rng([config.seed + 7919, rank] if rank else config.seed + 7919)
     scale = config.label_noise_s
     for rec in data.recordings.values():
         for name, times in (rec.events or {}).items():
@@ -82,12 +105,11 @@ def compute_loss(config: TrainConfig, logits: torch.Tensor, batch: Batch, step: 
     labelled = logits[:, batch.context:]
     lengths = batch.lengths.to(logits.device)
     if config.loss == "counts":
-        return losses.counting_loss(labelled, batch.counts.to(logits.device), lengths, cmax=config.cmax)
+        return counting_loss(labelled, batch.counts.to(logits.device), lengths, cmax=config.cmax)
     targets = batch.targets.to(logits.device)
     if config.loss == "ce":
         return losses.ce_loss(labelled, targets, lengths)
-    ramp = config.alpha_ramp_steps if config.alpha_ramp_steps is not None else int(0.8 * config.steps)
-    alpha = losses.alpha_schedule(step, ramp, config.alpha_start, config.alpha_end)
+    alpha = losses.alpha_schedule(step, ramp_steps(config), config.alpha_start, config.alpha_end)
     return losses.softloc_loss(labelled, targets, lengths, config.softness_s * frame_rate, alpha, cmax=config.cmax,
                                count_prior=batch.count_prior)
 
@@ -102,7 +124,7 @@ def validate(model: CRNN, data: ClipData, config: TrainConfig, context: int, dev
             batch = data.batch(indices, [1.0] * len(indices), context, with_targets=False)
             logits, _ = model(batch.features.to(device))
             labelled = logits[:, batch.context:]
-            total_loss += float(losses.counting_loss(labelled, batch.counts.to(device), batch.lengths.to(device),
+            total_loss += float(counting_loss(labelled, batch.counts.to(device), batch.lengths.to(device),
                                                      reduction="sum"))
             mask = losses.frame_mask(batch.lengths, labelled.shape[0], labelled.shape[1], labelled.device)
             expected = (torch.sigmoid(labelled) * mask[..., None]).sum(1).cpu()
@@ -126,8 +148,23 @@ def make_optimizer(model: CRNN, config: TrainConfig):
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
-def resume_path(out: Path) -> Path:
-    return out.with_name(out.name + ".resume")
+def ramp_steps(config: TrainConfig) -> int:
+    """Steps over which SoftLoc's counting weight ramps from alpha_start to alpha_end (default: 80 % of all)."""
+    return config.alpha_ramp_steps if config.alpha_ramp_steps is not None else int(0.8 * config.steps)
+
+
+def resolved_config(config: TrainConfig) -> TrainConfig:
+    """A copy of `config` with its automatic values decided (device, SoftLoc ramp); checked."""
+    if config.loss not in LOSSES:
+        raise EventcountError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
+    if config.steps < 1 or config.batch_size < 1:
+        raise EventcountError(f"steps ({config.steps}) and batch size ({config.batch_size}) must be at least 1")
+    ramp = ramp_steps(config)
+    device = config.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return dataclasses.replace(config, alpha_ramp_steps=ramp, device=device,
+                               stretch_factors=list(config.stretch_factors))
 
 
 def train(
@@ -143,126 +180,206 @@ def train(
     resume: bool = False,
     on_step: Callable[[StepReport], None] | None = None,
     on_stage: Callable[[str], None] | None = None,
-) -> dict[str, Any]:
-    """Train a model on `table` and write it to `out`; returns the training summary stored in the file.
+    overwrite: bool = False,
+) -> TrainResult:
+    """Train a model on `table`, write it to `out` and return the resolved spec, config and training summary.
 
+    `spec` and `config` are not changed; an existing `out` is replaced only with `overwrite` (or `resume`).
     Ctrl-C stops training early and still writes a usable model; `resume` continues from `<out>.resume`.
+    Under torchrun (WORLD_SIZE set) every rank runs this: each reads its share of the clips and takes its share
+    of each batch (`batch_size` is global); rank 0 validates, chooses thresholds and writes the model, and the
+    other ranks return the same result.
     """
+    config = resolved_config(config)
     out = Path(out)
-    stage = on_stage or (lambda _: None)
-    if config.loss not in LOSSES:
-        raise EventcountError(f"unknown loss {config.loss!r}; choose one of {', '.join(LOSSES)}")
-    torch.manual_seed(config.seed)
+    if out.exists() and not (overwrite or resume):
+        raise EventcountError(f"{out} exists; use --overwrite to replace it")
+    inputs = TrainInputs(val_table, events_dir, class_map, val_events_dir, calibrate_lag_dir)
+    ranks = distributed.from_environment()
+    device = distributed.rank_device(config.device, ranks)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
+    if not ranks.main:  # rank 0 reports progress for the run
+        on_step, on_stage = None, None
+    with distributed.process_group(ranks, device):
+        return _train(table, spec, config, out, inputs, resume, ranks, device, on_step,
+                      on_stage or (lambda _: None))
+
+
+def _train(table: CountTable, spec: ModelSpec, config: TrainConfig, out: Path, inputs: TrainInputs, resume: bool,
+           ranks: Ranks, device: str, on_step, stage) -> TrainResult:
+    val_table = inputs.val_table
     if val_table is None:
         table, val_table = split_validation(table, config.val_fraction, config.seed)
+    stage(f"reading {len(table.recordings())} training recordings")
+    frontend, hours = distributed.on_main(lambda: _resolve_data(spec, table), ranks)
+    frontend.detection_delay_frames = frontend.detection_delay()  # stored explicitly in the model file
+    spec = ModelSpec(list(spec.classes), frontend, dataclasses.replace(spec.network),
+                     dataclasses.replace(spec.decode))
     timed = config.loss != "counts"
-    stage(f"computing features of {len(table.recordings())} training recordings")
-    augment = band_limiter(config.band_limit, config.band_limit_rates_hz, working_rate(spec.frontend), config.seed)
-    train_data = ClipData(table, spec.frontend, config.stretch_factors, timed, events_dir, class_map, fit_prior=True,
+    shard = distributed.shard_table(table, ranks)
+    stage(f"computing features of {len(shard.recordings())} training recordings")
+    augment = band_limiter(config.band_limit, config.band_limit_rates_hz, working_rate(frontend),
+                           config.seed + ranks.rank)
+    train_data = ClipData(shard, frontend, config.stretch_factors, timed, inputs.events_dir, inputs.class_map,
                           augment=augment)
-    perturb_events(train_data, config)
-    stage(f"computing features of {len(val_table.recordings())} validation recordings")
-    timed_validation = timed or val_events_dir is not None
-    val_data = ClipData(val_table, spec.frontend, [1.0], timed_validation, val_events_dir or events_dir, class_map)
+    perturb_events(train_data, config, ranks.rank)
+    val_data = None
+    if ranks.main:
+        stage(f"computing features of {len(val_table.recordings())} validation recordings")
+        val_data = ClipData(val_table, frontend, [1.0], timed or inputs.val_events_dir is not None,
+                            inputs.val_events_dir or inputs.events_dir, inputs.class_map)
     max_count = max(max(c.counts) for c in table.clips)
     if config.cmax is not None and max_count > config.cmax:
         raise EventcountError(f"cmax {config.cmax} is below the largest count in the labels ({max_count})")
-    model = CRNN(train_data.n_features, len(spec.classes), spec.network).to(config.device)
-    context = int(round(config.context_s * spec.frontend.frame_rate))
-    clip_frames = [train_data.clip_frames(c, 1.0) for c in train_data.clips]
-    typical = int(np.median([b - a for a, b in clip_frames]))
-    model.set_output_bias(losses.initial_bias(max(1, typical), config.p_zero))
+    torch.manual_seed(config.seed)
+    model = CRNN(train_data.n_features, len(spec.classes), spec.network)
+    typical = int(np.median([b - a for a, b in (train_data.clip_frames(c, 1.0) for c in train_data.clips)]))
+    model.set_output_bias(initial_bias(max(1, typical), config.p_zero))
+    model.to(device)
     optimizer, scheduler = make_optimizer(model, config)
+    scaler = _grad_scaler(device)
     step, history = 0, []
     if resume:
-        step, history = _load_resume(out, model, optimizer, scheduler)
+        state = distributed.on_main(lambda: load_resume(out), ranks)
+        step, history = _restore(state, model, optimizer, scheduler, scaler)
+    loop = TrainLoop(distributed.wrap(model, ranks, device), model, optimizer, scheduler, scaler, config, spec,
+                     ranks, device, out)
     started = time.time()
-    interrupted = _train_loop(model, optimizer, scheduler, train_data, val_data, config, spec, context, step,
-                              history, out, on_step)
-    stage("choosing decoding thresholds on the validation data")
-    model.eval()
-    val_probs = recording_probabilities(model, val_data)
-    summary = _finish(val_probs, spec, config, train_data, val_data, history, started, interrupted,
-                      timed_validation)
-    save_model(out, model, spec, train_data.n_features, summary)  # kept even if the calibration below fails
-    if not interrupted:
-        resume_path(out).unlink(missing_ok=True)
-    if calibrate_lag_dir is not None:
-        spec.decode.lag_s = calibrate_lag(val_probs, spec, calibrate_lag_dir, class_map)
-        summary["calibrated_lag_s"] = spec.decode.lag_s
-        save_model(out, model, spec, train_data.n_features, summary)
-    return summary
+    interrupted = loop.run(train_data, val_data, step, history, on_step)
+    if interrupted and not ranks.main:
+        return TrainResult(spec, config, {"interrupted": True})
+    data = _data_summary(table, val_table, hours)
+    finish = lambda: _finish(model, spec, config, train_data.n_features, val_data, inputs, data,  # noqa: E731
+                             history, started, interrupted, out, stage)
+    if interrupted:  # no collective after Ctrl-C: another rank may be gone already
+        return finish()
+    return distributed.on_main(finish, ranks)
 
 
-def _train_loop(model, optimizer, scheduler, train_data, val_data, config, spec, context, step, history, out,
-                on_step) -> bool:
-    rng = random.Random(config.seed + step)
-    model.train()
-    needs_targets = config.loss != "counts"
-    edge_softness = config.softness_s if config.loss == "softloc" and config.edge_count_prior else None
-    try:
-        while step < config.steps:
-            indices = [rng.randrange(len(train_data.clips)) for _ in range(config.batch_size)]
-            factors = [rng.choice(config.stretch_factors) for _ in indices]
-            batch = train_data.batch(indices, factors, context, needs_targets, edge_softness)
-            logits, _ = model(batch.features.to(config.device))
-            loss = compute_loss(config, logits, batch, step, spec.frontend.frame_rate)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            step += 1
-            report = StepReport(step, config.steps, loss.item())
-            if step % config.validate_every == 0 or step == config.steps:
-                report.validation = validate(model, val_data, config, context, config.device)
-                history.append({"step": step, "train_loss": loss.item(), **report.validation})
-                _save_resume(out, model, optimizer, scheduler, step, history)
-            if on_step:
-                on_step(report)
-    except KeyboardInterrupt:
-        _save_resume(out, model, optimizer, scheduler, step, history)
-        return True
-    return False
+def _resolve_data(spec: ModelSpec, table: CountTable) -> tuple[FrontendConfig, float]:
+    """The front end resolved on the training recordings (`resolve_frontend`) and their total hours."""
+    frontend = resolve_frontend(spec.frontend, table.recordings(), fit_prior=True)
+    hours = sum(signal_duration(p, frontend.sensor) for p in table.recordings()) / 3600
+    return frontend, hours
 
 
-def _finish(val_probs, spec, config, train_data, val_data, history, started, interrupted, timed_validation) -> dict:
-    thresholds, threshold_scores = choose_thresholds(val_probs, spec, val_data, by_f1=timed_validation)
-    spec.decode.thresholds = thresholds
-    return {
-        "loss": config.loss,
-        "config": dataclasses.asdict(config),
-        "data": {
-            "labels": str(train_data.table.source or ""),
-            "train_recordings": len(train_data.recordings),
-            "train_clips": len(train_data.clips),
-            "validation_recordings": len(val_data.recordings),
-            "validation_clips": len(val_data.clips),
-            "train_hours": round(sum(r.duration_s for r in train_data.recordings.values()) / 3600, 4),
-        },
-        "history": history,
-        "validation": history[-1] if history else {},
-        "thresholds": threshold_scores,
-        "seconds": round(time.time() - started, 1),
-        "interrupted": interrupted,
-    }
+def _data_summary(table: CountTable, val_table: CountTable, hours: float) -> dict[str, Any]:
+    return {"labels": str(table.source or ""), "train_recordings": len(table.recordings()),
+            "train_clips": len(table.clips), "validation_recordings": len(val_table.recordings()),
+            "validation_clips": len(val_table.clips), "train_hours": round(hours, 4)}
 
 
-def _save_resume(out: Path, model, optimizer, scheduler, step: int, history: list) -> None:
-    state = {"step": step, "history": history, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict()}
-    with atomic_write(resume_path(out), "wb") as handle:
-        torch.save(state, handle)
-
-
-def _load_resume(out: Path, model, optimizer, scheduler) -> tuple[int, list]:
-    path = resume_path(out)
-    if not path.exists():
-        raise EventcountError(f"{path}: no interrupted training to resume (run without --resume)")
-    state = torch.load(path, map_location="cpu", weights_only=True)
+def _restore(state: dict, model, optimizer, scheduler, scaler) -> tuple[int, list]:
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
+    if scaler is not None and state.get("scaler"):
+        scaler.load_state_dict(state["scaler"])
     return int(state["step"]), list(state["history"])
+
+
+def _grad_scaler(device: str):
+    """A gradient scaler for float16 autocast (CUDA without bfloat16), else None."""
+    if _amp_dtype(device) != torch.float16:
+        return None
+    return torch.amp.GradScaler("cuda")
+
+
+def _amp_dtype(device: str) -> torch.dtype | None:
+    """Mixed precision for the network on CUDA: bfloat16 where the GPU has it, else float16; none on CPU."""
+    if not device.startswith("cuda"):
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+
+
+class TrainLoop:
+    """The optimisation steps of one rank: sample its share of a batch, forward (mixed precision on CUDA),
+    the loss in full precision, backward (gradients averaged over ranks by DDP), validate and save on rank 0."""
+
+    def __init__(self, model, raw_model: CRNN, optimizer, scheduler, scaler, config: TrainConfig,
+                 spec: ModelSpec, ranks: Ranks, device: str, out: Path) -> None:
+        self.model, self.raw_model = model, raw_model
+        self.optimizer, self.scheduler, self.scaler = optimizer, scheduler, scaler
+        self.config, self.spec, self.ranks, self.device, self.out = config, spec, ranks, device, out
+        self.context = int(round(config.context_s * spec.frontend.frame_rate))
+        self.local_batch = distributed.local_batch_size(config.batch_size, ranks)
+        self.amp_dtype = _amp_dtype(device)
+
+    def run(self, train_data: ClipData, val_data: ClipData | None, step: int, history: list, on_step) -> bool:
+        """Steps from `step` to `config.steps`; True if Ctrl-C stopped them (the resume state is then saved)."""
+        config = self.config
+        self.model.train()
+        try:
+            with distributed.terminate_as_interrupt(self.ranks):
+                while step < config.steps:
+                    loss = self.step(train_data, step)
+                    step += 1
+                    report = StepReport(step, config.steps, loss)
+                    if self.ranks.main and (step % config.validate_every == 0 or step == config.steps):
+                        report.validation = validate(self.raw_model, val_data, config, self.context, self.device)
+                        history.append({"step": step, "train_loss": loss, **report.validation})
+                        self.save(step, history)
+                    if on_step:
+                        on_step(report)
+        except KeyboardInterrupt:
+            if self.ranks.main:
+                self.save(step, history)
+            return True
+        return False
+
+    def step(self, data: ClipData, step: int) -> float:
+        """One optimisation step; its random choices depend only on (seed, rank, step), so a resumed run
+        takes the same steps as an uninterrupted one."""
+        config = self.config
+        rng = random.Random(f"{config.seed}:{self.ranks.rank}:{step}")
+        torch.manual_seed((config.seed * 1_000_003 + step) * 4096 + self.ranks.rank)
+        indices = [rng.randrange(len(data.clips)) for _ in range(self.local_batch)]
+        factors = [rng.choice(config.stretch_factors) for _ in indices]
+        edge_softness = config.softness_s if config.loss == "softloc" and config.edge_count_prior else None
+        batch = data.batch(indices, factors, self.context, config.loss != "counts", edge_softness)
+        with torch.autocast("cuda", dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None):
+            logits, _ = self.model(batch.features.to(self.device))
+        loss = compute_loss(config, logits.float(), batch, step, self.spec.frontend.frame_rate)
+        scaled = loss * (self.local_batch * self.ranks.world / config.batch_size)  # DDP averages over ranks
+        self.optimizer.zero_grad()
+        if self.scaler is not None:
+            self.scaler.scale(scaled).backward()
+            self.scaler.unscale_(self.optimizer)
+        else:
+            scaled.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip)
+        if self.scaler is not None:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        return loss.item()
+
+    def save(self, step: int, history: list) -> None:
+        save_resume(self.out, self.raw_model, self.optimizer, self.scheduler, self.scaler, step, history)
+
+
+def _finish(model: CRNN, spec: ModelSpec, config: TrainConfig, n_features: int, val_data: ClipData,
+            inputs: TrainInputs, data: dict[str, Any], history: list, started: float, interrupted: bool, out: Path,
+            stage) -> TrainResult:
+    """Rank 0: choose thresholds (and the lag) on the validation data and write the model file."""
+    stage("choosing decoding thresholds on the validation data")
+    model.eval()
+    val_probs = recording_probabilities(model, val_data)
+    by_f1 = config.loss != "counts" or inputs.val_events_dir is not None
+    thresholds, threshold_scores = choose_thresholds(val_probs, spec, val_data, by_f1=by_f1)
+    spec = dataclasses.replace(spec, decode=dataclasses.replace(spec.decode, thresholds=thresholds))
+    summary = {"loss": config.loss, "config": dataclasses.asdict(config), "data": data, "history": history,
+               "validation": history[-1] if history else {}, "thresholds": threshold_scores,
+               "seconds": round(time.time() - started, 1), "interrupted": interrupted}
+    save_model(out, model, spec, n_features, summary)  # kept even if the calibration below fails
+    if not interrupted:
+        resume_path(out).unlink(missing_ok=True)
+    if inputs.calibrate_lag_dir is not None:
+        lag_s = calibrate_lag(val_probs, spec, inputs.calibrate_lag_dir, inputs.class_map)
+        spec = dataclasses.replace(spec, decode=dataclasses.replace(spec.decode, lag_s=lag_s))
+        summary["calibrated_lag_s"] = lag_s
+        save_model(out, model, spec, n_features, summary)
+    return TrainResult(spec, config, summary)

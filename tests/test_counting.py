@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import subprocess
 import sys
 
@@ -11,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from eventcount import counting
+from eventcount import counting, counting_kernels
 from eventcount.counting import count_distribution, counting_loss, initial_bias
 
 BACKENDS = ["numba", "tree"]
@@ -185,10 +186,10 @@ def test_untilted_passes_rescale_instead_of_underflowing() -> None:
     n = 3000
     half = np.full(n, 0.5)
     hist, logscale, grad = np.empty((n + 1, 2)), np.empty(n + 1), np.empty(n)
-    counting._forward(half, half, 0.0, hist, logscale)
+    counting_kernels._forward(half, half, 0.0, hist, logscale)
     log_prob = math.log(hist[n, 1]) + logscale[n]
     assert log_prob == pytest.approx(math.log(n) + n * math.log(0.5), rel=1e-12)
-    counting._backward(half, half, half, half, hist, logscale, False, grad)
+    counting_kernels._backward(half, half, half, half, hist, logscale, False, grad)
     np.testing.assert_allclose(grad, 0.5 - 1.0 / n, rtol=1e-10)
 
 
@@ -325,8 +326,24 @@ def test_torch_thread_count_is_left_alone() -> None:
     assert result.stdout.strip() == "1"
 
 
+def test_numba_follows_the_torch_thread_count() -> None:
+    """The counting kernel takes threads from the process's one setting (torch's), in a fresh process."""
+    code = (
+        "import numba, torch\n"
+        "from eventcount.counting import counting_loss\n"
+        "for n in (1, 2, 1):\n"
+        "    torch.set_num_threads(n)\n"
+        "    counting_loss(torch.zeros(64, 400, 4), torch.ones(64, 4, dtype=torch.int64) * 30)\n"
+        "    print(numba.get_num_threads(), torch.get_num_threads())\n"
+    )
+    env = {**os.environ, "NUMBA_NUM_THREADS": "2"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert result.stdout.split("\n")[:3] == ["1 1", "2 2", "1 1"]
+
+
 def test_parallel_kernel_equals_serial_kernel() -> None:
     """A batch above the serial-work threshold (threads) gives what its halves give (one thread each)."""
+    torch.set_num_threads(2)  # with one thread the serial kernel runs
     logits, lengths = _random_case(64, 400, 4, seed=15)
     counts = torch.randint(0, 41, (64, 4), generator=torch.Generator().manual_seed(16))
     counts = torch.minimum(counts, lengths[:, None])

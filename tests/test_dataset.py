@@ -10,7 +10,7 @@ import soundfile as sf
 import torch
 
 from eventcount.config import FrontendConfig
-from eventcount.dataset import ClipData
+from eventcount.dataset import ClipData, resolve_frontend
 from eventcount.errors import EventcountError
 from eventcount.features import FeatureExtractor, fit_norm_prior
 from eventcount.labels import Clip, CountTable
@@ -32,8 +32,10 @@ def whole_clips(paths: list[Path]) -> CountTable:
 
 def test_features_and_prior_are_those_of_each_recording_read_alone(tmp_path: Path) -> None:
     paths = noise_files(tmp_path, 3)
-    frontend = FrontendConfig()
-    data = ClipData(whole_clips(paths), frontend, [1.0], fit_prior=True)
+    given = FrontendConfig()
+    frontend = resolve_frontend(given, paths, fit_prior=True)
+    assert given.norm_prior_mean is None  # the caller's config is never written to
+    data = ClipData(whole_clips(paths), frontend, [1.0])
 
     expected_frontend = FrontendConfig()
     extractor = FeatureExtractor(expected_frontend)

@@ -1,15 +1,17 @@
-"""`eventcount train`: fit a detector from count labels (or rough timestamps)."""
+"""`eventcount train`: fit a detector from count labels (or rough timestamps).
+
+Options are resolved by `eventcount.train_setup.training_setup` (defaults, then `--config`, then flags);
+the defaults shown in `--help` are the library's.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from eventcount.cli.common import (
-    NETWORK_SIZES,
     ColumnsOpt,
     MagnitudeOpt,
     MaxGapOpt,
@@ -17,7 +19,6 @@ from eventcount.cli.common import (
     TimeColumnOpt,
     TimeUnitOpt,
     app,
-    device_name,
     err,
     fail,
     log,
@@ -26,73 +27,50 @@ from eventcount.cli.common import (
     sensor_options,
     show_progress,
 )
-from eventcount.config import DecodeConfig, FrontendConfig, NetworkConfig, TrainConfig
+from eventcount.config import DEFAULT_STRETCH, NETWORK_SIZES, FrontendConfig, TrainConfig
+from eventcount.errors import EventcountError
+from eventcount.train_setup import OptionError, select_classes, training_setup
+
+TRAIN, FRONTEND = TrainConfig(), FrontendConfig()
 
 
-def _stretch_factors(text: str | None) -> list[float] | None:
-    if text is None:
-        return None
-    if text.strip().lower() in ("none", "off", "1", "1.0"):
-        return [1.0]
-    try:
-        lo, hi = (float(x) for x in text.split(","))
-    except ValueError:
-        raise typer.BadParameter("expected LOW,HIGH such as 0.8,1.25 (or 'off')", param_hint="--stretch") from None
-    if not 0 < lo <= 1 <= hi:
-        raise typer.BadParameter("need 0 < LOW <= 1 <= HIGH", param_hint="--stretch")
-    import numpy as np
-
-    factors = np.concatenate([np.geomspace(lo, 1, 3), np.geomspace(1, hi, 3)[1:]])
-    return sorted({round(float(f), 4) for f in factors})
-
-
-def _configs(config_file: Path | None, size: str | None) -> tuple[TrainConfig, FrontendConfig, NetworkConfig,
-                                                                  DecodeConfig]:
-    from eventcount.config import from_dict, load_yaml
-
-    data = run(load_yaml, config_file) if config_file else {}
-    sections = {k: data.pop(k) for k in ("frontend", "network", "decode", "train") if k in data}
-    train_values = {**data, **sections.get("train", {})}
-    network = dataclasses.replace(NETWORK_SIZES[size or "small"])
-    if "network" in sections:
-        network = run(from_dict, NetworkConfig, {**dataclasses.asdict(network), **sections["network"]}, "network")
-    frontend = run(from_dict, FrontendConfig, sections.get("frontend", {}), f"{config_file} frontend")
-    decode = run(from_dict, DecodeConfig, sections.get("decode", {}), f"{config_file} decode")
-    return run(from_dict, TrainConfig, train_values, f"{config_file}"), frontend, network, decode
+def _default(value: object) -> str:
+    return f" [default: {value}]"
 
 
 @app.command()
 def train(
     counts: Annotated[Path, typer.Option(help="Count labels CSV (from `prepare` or written by hand).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model file to write (.pt).")],
-    config: Annotated[Path | None, typer.Option(help="YAML with `train:`, `frontend:`, `network:` sections; flags win.")] = None,
-    loss: Annotated[str | None, typer.Option(help="counts (weak labels), softloc (rough timestamps) or ce (exact timestamps).")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with `train:`, `frontend:`, `network:`, `decode:` sections; flags win.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing model file.")] = False,
+    loss: Annotated[str | None, typer.Option(help="counts (weak labels), softloc (rough timestamps) or ce (exact timestamps)." + _default(TRAIN.loss))] = None,
     events: Annotated[Path | None, typer.Option(help="Folder of timestamp files for softloc and ce (default: beside each recording).")] = None,
     class_map: Annotated[Path | None, typer.Option(help="YAML mapping raw timestamp labels to classes.")] = None,
-    classes: Annotated[str | None, typer.Option(help="Train only these classes (comma-separated).")] = None,
+    classes: Annotated[str | None, typer.Option(help="Train only these classes (comma-separated; default: all).")] = None,
     val: Annotated[Path | None, typer.Option(help="Validation count labels (default: hold out recordings).")] = None,
-    val_fraction: Annotated[float | None, typer.Option(help="Fraction of recordings held out when --val is not given.")] = None,
+    val_fraction: Annotated[float | None, typer.Option(help="Fraction of recordings held out when --val is not given." + _default(TRAIN.val_fraction))] = None,
     val_events: Annotated[Path | None, typer.Option(help="Timestamps of validation recordings: thresholds then maximise F1.")] = None,
-    steps: Annotated[int | None, typer.Option(help="Optimisation steps.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Clips per step.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (AdamW).")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimisation steps." + _default(TRAIN.steps))] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Clips per step (over all processes under torchrun)." + _default(TRAIN.batch_size))] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (AdamW)." + _default(TRAIN.learning_rate))] = None,
     cmax: Annotated[int | None, typer.Option(help="Count truncation (default: exact).")] = None,
-    size: Annotated[str | None, typer.Option(help="Network size: small (drums) or large.")] = None,
-    frontend: Annotated[str | None, typer.Option(help="audio or sensor.")] = None,
-    frame_rate: Annotated[float | None, typer.Option(help="Frames per second.")] = None,
-    context: Annotated[str | None, typer.Option(help="Unlabelled context before each clip (stops late firing).")] = None,
-    lookahead: Annotated[str | None, typer.Option(help="How long after a hit the model may wait before reporting it, e.g. 60ms (audio default: one frame).")] = None,
-    stretch: Annotated[str | None, typer.Option(help="Time-stretch range LOW,HIGH (e.g. 0.8,1.25) or off.")] = None,
-    band_limit: Annotated[float | None, typer.Option(help="Share of training copies heard as if recorded at a random lower sample rate, e.g. 0.3 (for models that must also work on low-rate files).", min=0.0, max=1.0)] = None,
-    softness: Annotated[str | None, typer.Option(help="SoftLoc smoothing width (std), e.g. 100ms.")] = None,
-    alpha_start: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the start.")] = None,
-    alpha_end: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the end.")] = None,
+    size: Annotated[str | None, typer.Option(help=f"Network size: {' or '.join(NETWORK_SIZES)}; a `network:` section adjusts it." + _default("small"))] = None,
+    frontend: Annotated[str | None, typer.Option(help="audio or sensor." + _default(FRONTEND.kind))] = None,
+    frame_rate: Annotated[float | None, typer.Option(help="Frames per second." + _default(FRONTEND.frame_rate))] = None,
+    context: Annotated[str | None, typer.Option(help="Unlabelled context before each clip (stops late firing)." + _default(f"{TRAIN.context_s}s"))] = None,
+    lookahead: Annotated[str | None, typer.Option(help="How long after a hit the model may wait before reporting it, e.g. 60ms (default: one frame for audio, none for sensors).")] = None,
+    stretch: Annotated[str | None, typer.Option(help="Time-stretch range LOW,HIGH or off." + _default(",".join(map(str, DEFAULT_STRETCH))))] = None,
+    band_limit: Annotated[float | None, typer.Option(help="Share of training copies heard as if recorded at a random lower sample rate, e.g. 0.3 (for models that must also work on low-rate files)." + _default(TRAIN.band_limit), min=0.0, max=1.0)] = None,
+    softness: Annotated[str | None, typer.Option(help="SoftLoc smoothing width (std)." + _default(f"{TRAIN.softness_s}s"))] = None,
+    alpha_start: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the start." + _default(TRAIN.alpha_start))] = None,
+    alpha_end: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the end." + _default(TRAIN.alpha_end))] = None,
     label_noise: Annotated[str | None, typer.Option(help="Experiment: move each training timestamp by noise of this size.")] = None,
-    label_noise_kind: Annotated[str | None, typer.Option(help="gaussian, uniform or skewed.")] = None,
+    label_noise_kind: Annotated[str | None, typer.Option(help="gaussian, uniform or skewed." + _default(TRAIN.label_noise_kind))] = None,
     calibrate_lag: Annotated[Path | None, typer.Option(help="Opt-in: estimate a constant lag from timestamps in this folder (validation recordings) and store it.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or auto.")] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed." + _default(TRAIN.seed))] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or auto (cuda trains with mixed precision)." + _default(TRAIN.device))] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch and the counting loss, per process.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run (reads OUTPUT.resume).")] = False,
     columns: ColumnsOpt = None, time_column: TimeColumnOpt = None, time_unit: TimeUnitOpt = None,
     rate: RateOpt = None, max_gap: MaxGapOpt = None, magnitude: MagnitudeOpt = False,
@@ -103,68 +81,39 @@ def train(
 
     * `eventcount train --counts labels.csv -o drums.pt`
     * `eventcount train --counts labels.csv --events ann/ --loss softloc --softness 100ms -o m.pt`
+    * `torchrun --nproc-per-node 2 "$(which eventcount)" train --counts labels.csv -o m.pt` (several processes)
     """
     from eventcount.annotations import read_class_map
-    from eventcount.config import ModelSpec
     from eventcount.labels import read_count_table
 
-    train_cfg, frontend_cfg, network_cfg, decode_cfg = _configs(config, size)
     flags = {"loss": loss, "steps": steps, "batch_size": batch_size, "learning_rate": lr, "cmax": cmax,
              "val_fraction": val_fraction, "seed": seed, "device": device, "num_threads": threads,
-             "context_s": seconds(context, "--context"), "stretch_factors": _stretch_factors(stretch),
-             "band_limit": band_limit,
+             "context_s": seconds(context, "--context"), "band_limit": band_limit,
              "softness_s": seconds(softness, "--softness"), "alpha_start": alpha_start, "alpha_end": alpha_end,
              "label_noise_s": seconds(label_noise, "--label-noise"), "label_noise_kind": label_noise_kind}
-    train_cfg = dataclasses.replace(train_cfg, **{k: v for k, v in flags.items() if v is not None})
-    train_cfg.device = device_name(train_cfg.device)
-    if frontend:
-        frontend_cfg.kind = frontend
-    if frame_rate:
-        frontend_cfg.frame_rate = frame_rate
-    if lookahead is not None:
-        frontend_cfg.detection_delay_frames = _lookahead_frames(seconds(lookahead, "--lookahead"), frontend_cfg.frame_rate)
-    frontend_cfg.sensor.update(sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude))
-    table = run(read_count_table, counts)
-    val_table = run(read_count_table, val) if val else None
-    table, val_table = _select_classes(table, val_table, classes)
-    spec = ModelSpec(classes=table.classes, frontend=frontend_cfg, network=network_cfg, decode=decode_cfg)
+    try:
+        setup = training_setup(config, size=size, train=flags, frontend={"kind": frontend, "frame_rate": frame_rate},
+                               stretch=stretch, lookahead_s=seconds(lookahead, "--lookahead"),
+                               sensor=sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude))
+        table = run(read_count_table, counts)
+        val_table = run(read_count_table, val) if val else None
+        wanted = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
+        table, val_table = select_classes(table, val_table, wanted)
+    except OptionError as error:
+        fail(str(error), 2)
+    except EventcountError as error:
+        fail(str(error))
     mapping = run(read_class_map, class_map) if class_map else None
-    summary = _run_training(table, spec, train_cfg, output, val_table, events, mapping, val_events, calibrate_lag,
-                            resume)
-    _print_training(summary, output)
+    result = _run_training(table, setup.spec(table.classes), setup.train, output, val_table, events, mapping,
+                           val_events, calibrate_lag, resume, overwrite)
+    from eventcount.distributed import from_environment
+
+    if from_environment().main:  # under torchrun, rank 0 speaks for the run
+        _print_training(result.summary, output)
     raise typer.Exit(0)
 
 
-def _lookahead_frames(lookahead_s: float, frame_rate: float) -> int:
-    """--lookahead in whole frames (the model file stores `detection_delay_frames`)."""
-    frames = lookahead_s * frame_rate
-    if lookahead_s < 0 or abs(frames - round(frames)) > 1e-6:
-        fail(f"--lookahead: expected a whole number of frames at {frame_rate:g} frames/s (e.g. "
-             f"{3 / frame_rate * 1000:g}ms), not {lookahead_s * 1000:g} ms", 2)
-    return int(round(frames))
-
-
-def _select_classes(table, val_table, classes: str | None):
-    from eventcount.labels import CountTable
-
-    if not classes:
-        return table, val_table
-    wanted = [c.strip() for c in classes.split(",") if c.strip()]
-    unknown = [c for c in wanted if c not in table.classes]
-    if unknown:
-        fail(f"--classes: unknown class(es) {', '.join(unknown)}; the labels have {', '.join(table.classes)}", 2)
-
-    def subset(t):
-        if t is None:
-            return None
-        idx = [t.classes.index(c) for c in wanted]
-        clips = [dataclasses.replace(c, counts=[c.counts[i] for i in idx]) for c in t.clips]
-        return CountTable(wanted, clips, t.source)
-
-    return subset(table), subset(val_table)
-
-
-def _run_training(table, spec, cfg, output, val_table, events, mapping, val_events, calibrate, resume):
+def _run_training(table, spec, cfg, output, val_table, events, mapping, val_events, calibrate, resume, overwrite):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from eventcount.train import train as train_model
@@ -184,7 +133,7 @@ def _run_training(table, spec, cfg, output, val_table, events, mapping, val_even
             progress.update(task, completed=report.step, info=f"loss {report.loss:.3f}  {state['val']}")
 
         return run(train_model, table, spec, cfg, output, val_table, events, mapping, val_events, calibrate, resume,
-                   on_step, lambda message: log.info(message))
+                   on_step, lambda message: log.info(message), overwrite=overwrite)
 
 
 def _print_training(summary: dict, output: Path) -> None:
@@ -195,4 +144,3 @@ def _print_training(summary: dict, output: Path) -> None:
         err.print(f"validation: count accuracy {v['count_accuracy']:.3f}, count MAE {v['count_mae']:.3f}")
     thresholds = ", ".join(f"{k} {d['threshold']:.2f}" for k, d in summary["thresholds"].items())
     err.print(f"thresholds: {thresholds}")
-

@@ -15,12 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from eventcount.annotations import events_by_class, read_events
 from eventcount.config import ModelSpec, TrainConfig
-from eventcount.evaluate import evaluate
 from eventcount.detection import Detector
+from eventcount.evaluate import score_detector
 from eventcount.prepare import make_count_table
-from eventcount.recordings import event_file_for
 from eventcount.synthetic import make_synthetic_set
 from eventcount.train import train
 
@@ -44,11 +42,7 @@ def main() -> None:
         started = time.time()
         train(table, ModelSpec(classes=table.classes), config, root / "model.pt")
         seconds = time.time() - started
-        detector = Detector.load(root / "model.pt")
-        scored = [(p.stem, events_by_class(read_events(event_file_for(p))),
-                   events_by_class(detector.decode(detector.file_activations(p)), detector.spec.classes))
-                  for p in test_files]
-    report = evaluate(scored, detector.spec.classes, 0.05)
+        report = score_detector(Detector.load(root / "model.pt"), test_files)
     print(json.dumps({"seed": args.seed, "window_s": args.window, "hop_s": args.hop or args.window, "steps": args.steps,
                       "context_s": args.context, "f_measure": round(report["micro"]["f_measure"], 4),
                       "offset_mean_ms": round(report["micro"]["offset_mean_s"] * 1000, 2),

@@ -7,15 +7,25 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mir_eval
 import numpy as np
 
 from eventcount.annotations import events_by_class, read_events
 from eventcount.atomic import atomic_write
+from eventcount.config import DEFAULT_TOLERANCE_S
 from eventcount.errors import EventcountError
 from eventcount.recordings import EVENT_SUFFIXES, is_event_file
 
 log = logging.getLogger("eventcount")
+
+MAX_TOLERANCE_S = 10.0
+
+
+def check_tolerance(tolerance_s: float) -> float:
+    """A matching window that can make sense: more than 0, at most MAX_TOLERANCE_S."""
+    if not 0 < tolerance_s <= MAX_TOLERANCE_S:
+        raise EventcountError(f"tolerance: expected more than 0 and at most {MAX_TOLERANCE_S:g} s, "
+                              f"got {tolerance_s:g} s")
+    return tolerance_s
 
 
 @dataclass
@@ -47,7 +57,7 @@ class Counts:
         }
 
 
-def match_counts(reference_s: np.ndarray, estimate_s: np.ndarray, tolerance_s: float) -> Counts:
+def match_counts(reference_s: np.ndarray, estimate_s: np.ndarray, tolerance_s: float = DEFAULT_TOLERANCE_S) -> Counts:
     """Match two sorted time arrays one-to-one within +-tolerance (mir_eval.util.match_events).
 
     mir_eval's validators cap times at 30,000 s; matching is called directly so long recordings work.
@@ -56,6 +66,8 @@ def match_counts(reference_s: np.ndarray, estimate_s: np.ndarray, tolerance_s: f
     estimate_s = np.sort(np.asarray(estimate_s, dtype=np.float64))
     pairs = []
     if reference_s.size and estimate_s.size:
+        import mir_eval  # slow to import: only when there is something to match
+
         pairs = mir_eval.util.match_events(reference_s, estimate_s, tolerance_s)
     offsets = [float(estimate_s[j] - reference_s[i]) for i, j in pairs]
     return Counts(len(pairs), estimate_s.size - len(pairs), reference_s.size - len(pairs), offsets)
@@ -152,9 +164,10 @@ def _named_as_events(path: Path) -> bool:
     return any(tag in path.name.lower() for tag in (".events.", ".labels."))
 
 
-def evaluate_paths(reference: Path, estimate: Path, tolerance_s: float, classes: list[str] | None = None,
-                   class_map: dict[str, str] | None = None) -> dict:
+def evaluate_paths(reference: Path, estimate: Path, tolerance_s: float = DEFAULT_TOLERANCE_S,
+                   classes: list[str] | None = None, class_map: dict[str, str] | None = None) -> dict:
     """Read and score event files; `classes` defaults to every class in the references."""
+    check_tolerance(tolerance_s)
     files = []
     for name, ref_path, est_path in pair_event_files(reference, estimate):
         ref = events_by_class(read_events(ref_path), None, class_map)
@@ -174,3 +187,21 @@ def write_report(path: Path, report: dict) -> None:
     with atomic_write(path) as handle:
         json.dump(report, handle, indent=2)
         handle.write("\n")
+
+
+def score_detector(detector, recordings: list[Path], events_dir: Path | None = None,
+                   tolerance_s: float = DEFAULT_TOLERANCE_S, classes: list[str] | None = None,
+                   class_map: dict[str, str] | None = None, settings=None) -> dict:
+    """Detect each recording (`detection.detect_recording`) and score it against its reference event file
+    (beside it, or in `events_dir`): the report of `evaluate`. `classes` default to the model's."""
+    from eventcount.detection import DetectSettings, detect_recording
+    from eventcount.recordings import event_file_for
+
+    check_tolerance(tolerance_s)
+    classes = classes or list(detector.spec.classes)
+    files = []
+    for path in recordings:
+        reference = events_by_class(read_events(event_file_for(Path(path), events_dir)), classes, class_map)
+        detection = detect_recording(detector, path, settings or DetectSettings())
+        files.append((Path(path).stem, reference, events_by_class(detection.events, classes)))
+    return evaluate(files, classes, tolerance_s)

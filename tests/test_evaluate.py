@@ -11,11 +11,13 @@ import pytest
 from eventcount.annotations import Event
 from eventcount.errors import EventcountError
 from eventcount.evaluate import (
+    check_tolerance,
     evaluate,
     evaluate_paths,
     event_file_stem,
     match_counts,
     pair_event_files,
+    score_detector,
     write_report,
 )
 from eventcount.writers import write_events
@@ -154,3 +156,34 @@ def test_write_report_round_trip(tmp_path: Path) -> None:
     report = evaluate([("f", {"a": np.array([1.0])}, {"a": np.array([1.0])})], ["a"], 0.05)
     write_report(tmp_path / "report.json", report)
     assert json.loads((tmp_path / "report.json").read_text()) == report
+
+
+@pytest.mark.parametrize("tolerance_s", [0.0, -0.05, 1e9])
+def test_tolerance_must_be_positive_and_sensible(tolerance_s: float, tmp_path: Path) -> None:
+    with pytest.raises(EventcountError, match="tolerance: expected more than 0"):
+        check_tolerance(tolerance_s)
+    write_events(tmp_path / "a.events.tsv", [Event(1.0, "x")])
+    with pytest.raises(EventcountError, match="tolerance"):
+        evaluate_paths(tmp_path / "a.events.tsv", tmp_path / "a.events.tsv", tolerance_s)
+
+
+def test_score_detector_equals_detect_then_evaluate(tmp_path: Path) -> None:
+    """The one scoring helper gives the report of writing the detections and evaluating the files."""
+    import shutil
+
+    from eventcount.detection import Detector, detect_recording, write_detection
+
+    example = Path(__file__).parent.parent / "examples" / "audio"
+    shutil.copy(example / "groove_example.flac", tmp_path / "song.flac")
+    shutil.copy(example / "groove_example.events.tsv", tmp_path / "song.events.tsv")
+    detector = Detector.load("drums")
+    report = score_detector(detector, [tmp_path / "song.flac"])
+    (tmp_path / "est").mkdir()
+    write_detection(detect_recording(detector, tmp_path / "song.flac"), tmp_path / "est" / "song.events.tsv")
+    expected = evaluate_paths(tmp_path / "song.events.tsv", tmp_path / "est" / "song.events.tsv",
+                              classes=list(detector.spec.classes))
+    for key in ("tp", "fp", "fn", "f_measure"):
+        assert report["micro"][key] == expected["micro"][key]
+    # event files keep times to 0.1 ms
+    assert report["micro"]["offset_mean_s"] == pytest.approx(expected["micro"]["offset_mean_s"], abs=1e-4)
+    assert report["micro"]["tp"] > 50  # the example's hits are found: the comparison is not of two empty reports

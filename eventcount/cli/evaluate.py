@@ -8,13 +8,15 @@ from typing import Annotated
 import typer
 
 from eventcount.cli.common import app, out, run, seconds
+from eventcount.config import DEFAULT_TOLERANCE_S
+from eventcount.errors import EventcountError
 
 
 @app.command()
 def evaluate(
     reference: Annotated[Path, typer.Option(help="Reference event file or folder.")],
     estimate: Annotated[Path, typer.Option(help="Estimated event file or folder (paired by file stem).")],
-    tolerance: Annotated[str, typer.Option(help="Matching window, e.g. 50ms.")] = "50ms",
+    tolerance: Annotated[str, typer.Option(help="Matching window, e.g. 50ms (at most 10 s).")] = f"{DEFAULT_TOLERANCE_S * 1000:g}ms",
     classes: Annotated[str | None, typer.Option(help="Only these classes (comma-separated).")] = None,
     class_map: Annotated[Path | None, typer.Option(help="YAML mapping raw reference labels to classes.")] = None,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON.")] = None,
@@ -24,9 +26,12 @@ def evaluate(
     Example: `eventcount evaluate --reference ref/ --estimate est/ --tolerance 50ms --json report.json`
     """
     from eventcount.annotations import read_class_map
-    from eventcount.evaluate import evaluate_paths, write_report
+    from eventcount.evaluate import check_tolerance, evaluate_paths, write_report
 
-    tolerance_s = seconds(tolerance, "--tolerance")
+    try:
+        tolerance_s = check_tolerance(seconds(tolerance, "--tolerance"))
+    except EventcountError as error:
+        raise typer.BadParameter(str(error).split(": ", 1)[1], param_hint="--tolerance") from None
     wanted = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     mapping = run(read_class_map, class_map) if class_map else None
     report = run(evaluate_paths, reference, estimate, tolerance_s, wanted, mapping)

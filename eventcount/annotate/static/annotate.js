@@ -19,6 +19,7 @@ const ui = {
   tapPass: -1,
   pending: 0,
   queue: Promise.resolve(),
+  waiting: [],      // answers queued but not sent yet (a newer answer of the same clip replaces the last)
   prefetched: new Map(),
 };
 
@@ -44,11 +45,18 @@ function save() {
   const index = ui.index;
   const body = JSON.stringify({ counts: ui.counts.slice(), taps: ui.taps.map((t) => [t[0], t[1]]) });
   ui.saved = true;
+  const last = ui.waiting[ui.waiting.length - 1];
+  if (last && last.index === index) { last.body = body; return ui.queue; }  // not sent yet: send the newest
+  const item = { index, body };
+  ui.waiting.push(item);
   ui.pending += 1;
   showSaving();
   ui.queue = ui.queue
-    .then(() => api(`/api/clips/${index}/answer`, {
-      method: "POST", headers: { "Content-Type": "application/json" }, body }))
+    .then(() => {
+      ui.waiting.shift();
+      return api(`/api/clips/${index}/answer`, {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: item.body });
+    })
     .then((reply) => {
       ui.info.answered = reply.answered;
       ui.info.first_open = reply.first_open;
@@ -90,7 +98,8 @@ const player = {
     } else {
       audio.playbackRate = this.rate;
       audio.currentTime = 0;
-      audio.play().catch(() => {
+      audio.play().catch((error) => {
+        if (error.name === "AbortError") return;  // another clip was loaded meanwhile
         this.playing = false;
         say("press Space to play the clip");
       });
@@ -109,6 +118,9 @@ const player = {
   },
 };
 audio.addEventListener("ended", () => player.ended());
+audio.addEventListener("playing", () => {
+  if ($("message").textContent === "press Space to play the clip") say("");
+});
 
 function tick() {
   if (!player.playing) return;
@@ -147,8 +159,8 @@ function draw() {
     g.fillRect(x(t) - ratio, 12 * ratio, 2 * ratio, height - axis - 12 * ratio);
     g.fillText(label, x(t) + 3 * ratio, 24 * ratio);
   });
-  g.fillStyle = "#e11d48";
-  g.fillRect(x(Math.min(player.time(), length)) - ratio, 0, 2 * ratio, height - axis);
+  g.fillStyle = "#111827";
+  g.fillRect(x(Math.min(player.time(), length)) - ratio / 2, 0, ratio, height - axis);
 }
 
 function drawGrid(g, length, x, height, axis, ratio) {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import importlib.resources
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from eventcount.network import CRNN
 
 FORMAT = "eventcount-model"
 FORMAT_VERSION = 1
-MODELS_DIR = Path(__file__).parent / "models"
+MODELS_DIR = Path(str(importlib.resources.files("eventcount.models")))  # the repository's models/ folder
 DEFAULT_MODEL = "drums"
 
 

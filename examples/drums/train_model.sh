@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Train the shipped drum model (eventcount/models/drums.pt) from counts only, and the fully supervised
+# Train the shipped drum model (models/drums.pt) from counts only, and the fully supervised
 # baseline beside it (same network, stepwise cross-entropy on the exact timestamps), then score both on the
 # validation split rendered with the held-out kit (TimGM6mb) and with a training kit (FluidR3_GM).
 #
@@ -53,7 +53,7 @@ for model in drums drums_ce; do
 done
 
 # The scores `eventcount models list` shows, and a description of the data, into the counts-only model file;
-# then copy it to eventcount/models/drums.pt.
+# then copy it to models/drums.pt.
 python - "$work/drums.val_heldout.json" "$work/drums.val_seen.json" "$work/drums_scores.json" <<'PY'
 import json, sys
 held, seen = (json.load(open(path)) for path in sys.argv[1:3])

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Footsteps from a phone accelerometer, learned from step counts per 5 s window only (Oxford step data).
 #   examples/footsteps/run.sh [WORK_DIR]        data: $EVENTCOUNT_DATA (default ../shared/data)
-#   SHIP=1 examples/footsteps/run.sh            also installs the model as eventcount/models/steps.pt
+#   SHIP=1 examples/footsteps/run.sh            also installs the model as models/steps.pt
 # Held out: every recording of walker Dario (12, six placements); trained on Jamie and Carmelo (36).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -23,6 +23,6 @@ python "$here/../scores.py" "$work/report_150ms.json" "$work/report_50ms.json" -
 about="Oxford step data (CC BY 4.0): 36 walks (32 train, 4 validation) by Jamie and Carmelo, 7 placements"
 python "$here/../model_info.py" "$work/steps.pt" --scores "$work/scores.json" --data "$about; step counts per 5 s"
 if [[ "${SHIP:-0}" == 1 ]]; then
-    install -m 644 "$work/steps.pt" "$repo/eventcount/models/steps.pt"
+    install -m 644 "$work/steps.pt" "$repo/models/steps.pt"
     eventcount models list
 fi

@@ -1,0 +1,5 @@
+"""`python -m eventcount`: the command line (as the `eventcount` script)."""
+
+from eventcount.cli import app
+
+app(prog_name="eventcount")

@@ -20,7 +20,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from eventcount.detection import Detector
+from eventcount.detection import Detector, DetectSettings, detect_recording
 from eventcount.synthetic import synthetic_recording
 
 
@@ -37,7 +37,7 @@ def make_files(folder: Path, n: int, seconds: float) -> list[Path]:
 def time_eventcount(detector: Detector, paths: list[Path], tta: int) -> float:
     start = time.perf_counter()
     for path in paths:
-        detector.decode(detector.file_activations(path, tta))
+        detect_recording(detector, path, DetectSettings(tta=tta))
     return time.perf_counter() - start
 
 

@@ -28,7 +28,10 @@ class SensorConfig:
     time_unit: "s", "ms", "us", "ns", or "auto" (the time column's name suffix: `_ms`, `(ns)`, ...; else s).
     rate: samples per second of a file without a time column (or a `.npy` array); with one, the rate to
         resample to (None = the typical rate of the timestamps).
-    max_gap_s: a longer step between two timestamps is a gap in the recording.
+    max_gap_s: a longer step between two timestamps is a gap: the recording is processed in segments around
+        it and no event is reported inside it.
+    max_disorder_s: rows out of order by at most this are sorted (with a warning); by more, an error.
+    strict_timestamps: refuse repeated or out-of-order timestamps and gaps instead of repairing them.
     delimiter: ",", "\\t", ";", "whitespace", or None to detect it from the first line.
     magnitude: replace the value columns by their Euclidean norm (one channel; e.g. accelerometers).
     filter_column, filter_value: keep only the rows whose filter column equals this value (one sensor of
@@ -41,6 +44,8 @@ class SensorConfig:
     time_unit: str = "auto"
     rate: float | None = None
     max_gap_s: float = 1.0
+    max_disorder_s: float = 0.1
+    strict_timestamps: bool = False
     delimiter: str | None = None
     magnitude: bool = False
     filter_column: str | None = None

@@ -1,11 +1,11 @@
 """Sensor recordings (CSV with timestamps or a known rate, `.npy` + rate) read into a uniform `Signal`.
 
-Time 0 of the returned `Signal` is the first kept timestamp (the first row left after `filter_column`), so
+Time 0 of the returned `Signal` is the earliest kept timestamp (of the rows left after `filter_column`), so
 event times written as "seconds from the first sample" (the Oxford step annotations, for one) line up with
 it. Irregular timestamps are resampled onto a uniform grid by linear interpolation (no anti-alias filter:
-choose a rate at or above the sensor's). Missing cells are filled the same way and counted in a warning on
-the ``eventcount.sensors`` logger. Everything the user can fix raises `EventcountError` naming the file, the
-line (1-based, as an editor shows it) and the column.
+choose a rate at or above the sensor's); repeated and slightly disordered rows and gaps are handled by
+`eventcount.timestamps`. Missing cells are filled by interpolation and counted in a warning. Everything the
+user can fix raises `EventcountError` naming the file, the line (1-based, as an editor shows it) and the column.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import logging
 import math
 import os
 import re
@@ -28,9 +27,8 @@ import numpy as np
 from eventcount.config import SensorConfig
 from eventcount.errors import EventcountError
 from eventcount.signals import Signal
+from eventcount.timestamps import fill_missing, fmt, to_grid
 from eventcount.units import is_number
-
-logger = logging.getLogger(__name__)
 
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
 _UNIT_WORDS = {"s": "s", "sec": "s", "secs": "s", "seconds": "s", "ms": "ms", "msec": "ms",
@@ -69,10 +67,10 @@ def read_sensor_csv(
         _too_few_rows(rows)
     block = values[rows.index]
     _check_finite(block, columns, rows)
-    data, rate = _uniform(block, columns, layout, rows, options)
+    data, rate, gaps = _uniform(block, columns, layout, rows, options)
     if options.magnitude:
         data = np.linalg.norm(data, axis=1, keepdims=True)
-    return Signal(np.ascontiguousarray(data, dtype=np.float32), rate, name)
+    return Signal(np.ascontiguousarray(data, dtype=np.float32), rate, name, gaps)
 
 
 def read_sensor_npy(
@@ -92,7 +90,7 @@ def read_sensor_npy(
         raise EventcountError(f"{name}: sample {bad[0][0]}, channel {bad[0][1]} is infinite; "
                               "replace it by NaN (to be interpolated) or a finite value")
     labels = [f"channel {j}" for j in range(values.shape[1])]
-    _fill_missing(values, np.arange(len(values), dtype=np.float64), labels, name)
+    fill_missing(values, np.arange(len(values), dtype=np.float64), labels, name)
     return Signal(np.ascontiguousarray(values, dtype=np.float32), float(rate), name)
 
 
@@ -106,6 +104,8 @@ def _check_options(options: SensorConfig) -> None:
         _check_rate(options.rate)
     if not options.max_gap_s > 0:
         raise EventcountError(f"--max-gap must be a positive duration, not {options.max_gap_s}")
+    if not options.max_disorder_s >= 0:
+        raise EventcountError(f"--max-disorder must be a duration of 0 or more, not {options.max_disorder_s}")
     if (options.filter_column is None) != (options.filter_value is None):
         raise EventcountError("give both a filter column and a filter value, or neither")
     if options.columns is not None and not options.columns:
@@ -421,7 +421,7 @@ def _kept_rows(table: _Table, layout: _Layout, options: SensorConfig, cells: np.
     wanted = str(options.filter_value).strip()
     keep = np.flatnonzero(cells == (float(wanted) if layout.filter_numeric else wanted))
     if len(cells) and not keep.size:
-        found = ", ".join(_fmt(v) if layout.filter_numeric else f"'{v}'" for v in np.unique(cells)[:10])
+        found = ", ".join(fmt(v) if layout.filter_numeric else f"'{v}'" for v in np.unique(cells)[:10])
         raise EventcountError(f"{table.name}: no rows where {_label(table, layout.filter_col)} equals "
                               f"'{wanted}'; values found: {found}")
     return keep
@@ -446,96 +446,16 @@ def _check_finite(block: np.ndarray, columns: list[int], rows: _Rows) -> None:
 
 
 def _uniform(block: np.ndarray, columns: list[int], layout: _Layout, rows: _Rows, options: SensorConfig
-             ) -> tuple[np.ndarray, float]:
-    """The value columns, gaps filled, on a uniform grid; and its rate."""
+             ) -> tuple[np.ndarray, float, list[tuple[float, float]]]:
+    """The value columns, missing cells filled, on a uniform grid; its rate; the gaps in the timestamps."""
     values = block[:, [columns.index(j) for j in layout.value_cols]]
     labels = [_label(rows.table, j) for j in layout.value_cols]
     if layout.time_col is None:
         assert options.rate is not None  # _choose_layout demands a rate when there is no time column
-        _fill_missing(values, np.arange(len(values), dtype=np.float64), labels, rows.table.name)
-        return values, float(options.rate)
-    times = _seconds(block[:, columns.index(layout.time_col)], rows, layout, options)
-    _fill_missing(values, times, labels, rows.table.name)
-    rate = float(options.rate or _typical_rate(times))
-    return _resample(times, values, rate, rows.table.name), rate
-
-
-def _seconds(raw: np.ndarray, rows: _Rows, layout: _Layout, options: SensorConfig) -> np.ndarray:
-    """Timestamps as seconds from the first one; checks that they increase without long gaps."""
-    name = rows.table.name
-    missing = np.flatnonzero(np.isnan(raw))
-    if missing.size:
-        raise EventcountError(f"{name}, line {rows.line(missing[0])}: the timestamp is missing; "
-                              "fill it in or delete the line")
-    times = (raw - raw[0]) * layout.time_scale
-    steps = np.diff(times)
-    back = np.flatnonzero(steps <= 0)
-    if back.size:
-        k = back[0] + 1
-        raise EventcountError(f"{name}, line {rows.line(k)}: timestamp {_fmt(raw[k])} is not after "
-                              f"{_fmt(raw[k - 1])} on line {rows.line(k - 1)}; timestamps must increase: "
-                              "sort the rows by time and remove duplicate rows")
-    gaps = np.flatnonzero(steps > options.max_gap_s)
-    if gaps.size:
-        k = gaps[0] + 1
-        hint = ("; the timestamps were taken as seconds: if they are in ms, us or ns, give --time-unit"
-                if layout.unit_guessed else "")
-        raise EventcountError(f"{name}, line {rows.line(k)}: the timestamps jump by {steps[k - 1]:.6g} s "
-                              f"after line {rows.line(k - 1)}, more than the allowed gap of "
-                              f"{options.max_gap_s:g} s; split the file there or raise --max-gap{hint}")
-    return times
-
-
-def _typical_rate(times: np.ndarray) -> float:
-    """Samples per second: 1 / the mean step among steps within ±50 % of the median step.
-
-    Robust to dropped samples (long steps) and to rounded timestamps (a 360 Hz file with 6 decimals gives
-    360 Hz, where the median step alone would give 359.97 Hz).
-    """
-    steps = np.diff(times)
-    median = float(np.median(steps))
-    near = steps[(steps > 0.5 * median) & (steps < 1.5 * median)]
-    return 1.0 / (float(near.mean()) if near.size else median)
-
-
-def _resample(times: np.ndarray, values: np.ndarray, rate: float, name: str) -> np.ndarray:
-    """values [n, c] at `times` (s, from 0) linearly interpolated at 0, 1/rate, 2/rate, ... up to times[-1].
-
-    The grid may pass the last timestamp by 1 % of a step (that sample takes the last value), so rounded
-    timestamps do not lose the last sample.
-    """
-    count = int(math.floor(times[-1] * rate + 0.01)) + 1
-    if count < 2:
-        raise EventcountError(f"{name}: the recording lasts {times[-1]:.6g} s, less than two samples at "
-                              f"{rate:g} Hz; give a higher --rate")
-    grid = np.arange(count, dtype=np.float64) / rate
-    logger.debug("%s: %d timestamped rows resampled to %d samples at %.6g Hz", name, len(times), count, rate)
-    return np.stack([np.interp(grid, times, column) for column in values.T], axis=1)
-
-
-def _fill_missing(values: np.ndarray, positions: np.ndarray, labels: list[str], name: str) -> int:
-    """Fill NaN cells of values [n, c] in place by linear interpolation over `positions`; log the count.
-
-    Leading and trailing gaps take the nearest value. A column with no value at all is an error.
-    """
-    missing = np.isnan(values)
-    counts = missing.sum(axis=0)
-    for j in np.flatnonzero(counts):
-        if counts[j] == len(values):
-            raise EventcountError(f"{name}: {labels[j]} has no values (every cell is empty or NaN); "
-                                  "leave it out")
-        gaps = missing[:, j]
-        values[gaps, j] = np.interp(positions[gaps], positions[~gaps], values[~gaps, j])
-    total = int(counts.sum())
-    if total:
-        detail = ", ".join(f"{labels[j]}: {counts[j]}" for j in np.flatnonzero(counts))
-        logger.warning("%s: filled %d missing value(s) by linear interpolation (%s)", name, total, detail)
-    return total
-
-
-def _fmt(value: float) -> str:
-    """A number as written in a file: no exponent, no trailing zeros (263239149989134, 0.002778)."""
-    return np.format_float_positional(value, trim="-")
+        fill_missing(values, np.arange(len(values), dtype=np.float64), labels, rows.table.name)
+        return values, float(options.rate), []
+    return to_grid(block[:, columns.index(layout.time_col)], values, layout.time_scale, options, rows.table.name,
+                   rows.line, labels, layout.unit_guessed)
 
 
 # ---------------------------------------------------------------------------------------------- npy

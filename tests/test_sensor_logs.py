@@ -9,12 +9,15 @@ import pytest
 
 from eventcount.checkpoint import read_model_file
 from eventcount.config import SensorConfig
-from eventcount.detection import Detector, detect_recording
+from eventcount.detection import Detector, DetectSettings, detect_recording
+from eventcount.errors import EventcountError
+from eventcount.recordings import read_signal
 
 # events the `steps` model found in `walk_log()` before the sensor options became a typed SensorConfig
 STEPS_BEFORE = [1.6598, 2.22, 2.7798, 3.3, 3.865, 4.4598, 5.0191, 5.5397, 6.0601, 6.6203, 7.2198, 7.7003, 8.3,
                 8.8598, 9.4199, 9.9799, 10.5399, 11.0999, 11.6601, 12.2197, 12.78, 13.3, 13.8605, 14.4598, 14.98,
                 15.539, 16.0603, 16.6594, 17.2199, 17.74, 18.3001, 18.86, 19.4212]
+OXFORD = SensorConfig(columns=["2", "3", "4"], time_column="0", time_unit="ns", magnitude=True)  # the steps model's
 
 
 def walk_log(seconds: float = 20.0, rate: float = 100.0, step_hz: float = 1.8, seed: int = 0) -> np.ndarray:
@@ -23,8 +26,9 @@ def walk_log(seconds: float = 20.0, rate: float = 100.0, step_hz: float = 1.8, s
     t = np.arange(int(seconds * rate)) / rate
     steps = np.arange(1.0, seconds - 0.5, 1 / step_hz)
     steps = steps + rng.normal(0, 0.02, int(np.ceil((seconds - 1.5) * step_hz)))[: len(steps)]
-    magnitude = 9.81 + sum(6.0 * np.exp(-0.5 * ((t - s) / 0.04) ** 2) - 2.5 * np.exp(-0.5 * ((t - s - 0.15) / 0.08) ** 2)
-                           for s in steps)
+    jolts = [6.0 * np.exp(-0.5 * ((t - s) / 0.04) ** 2) - 2.5 * np.exp(-0.5 * ((t - s - 0.15) / 0.08) ** 2)
+             for s in steps]
+    magnitude = 9.81 + sum(jolts)
     magnitude += rng.normal(0, 0.3, t.size)
     ax, ay = rng.normal(0, 0.2, t.size), rng.normal(0, 0.2, t.size)
     az = np.sqrt(np.maximum(magnitude ** 2 - ax ** 2 - ay ** 2, 0))
@@ -34,7 +38,8 @@ def walk_log(seconds: float = 20.0, rate: float = 100.0, step_hz: float = 1.8, s
 def write_log(path: Path, rows: np.ndarray, kinds: list[int] | None = None) -> Path:
     """Rows as the Oxford files hold them: t_ns, sensor type, ax, ay, az; no header."""
     kinds = kinds or [1] * len(rows)
-    path.write_text("".join(f"{int(r[0])},{k},{r[1]:.5f},{r[2]:.5f},{r[3]:.5f}\n" for r, k in zip(rows, kinds)))
+    lines = [f"{int(r[0])},{k},{r[1]:.5f},{r[2]:.5f},{r[3]:.5f}\n" for r, k in zip(rows, kinds, strict=True)]
+    path.write_text("".join(lines))
     return path
 
 
@@ -44,15 +49,106 @@ def steps() -> Detector:
 
 
 def times(detector: Detector, path: Path, **sensor: object) -> list[float]:
-    from eventcount.detection import DetectSettings
-
     return [e.time_s for e in detect_recording(detector, path, DetectSettings(sensor=dict(sensor))).events]
 
 
 def test_shipped_model_with_a_sensor_dict_loads_typed_and_detects_as_before(steps: Detector, tmp_path: Path) -> None:
     stored = read_model_file(Path(steps.info["path"]))["frontend"]["sensor"]
     assert isinstance(stored, dict)  # written before SensorConfig existed
-    assert steps.spec.frontend.sensor == SensorConfig(columns=["2", "3", "4"], time_column="0", time_unit="ns",
-                                                      magnitude=True, channels=1)
+    assert steps.spec.frontend.sensor == OXFORD
     found = times(steps, write_log(tmp_path / "walk.csv", walk_log()))
     np.testing.assert_allclose(found, STEPS_BEFORE, atol=1e-3)
+
+
+def read(path: Path, **options: object):
+    """The log read as the `steps` model reads it, with `options` on top."""
+    return read_signal(path, sensor_options=OXFORD.updated(options))
+
+
+def segment_events(detector: Detector, signal) -> list[float]:
+    """Detection as `Signal`'s contract asks: each stretch between gaps on its own, times shifted by its start."""
+    return [start + e.time_s for start, part in signal.segments() for e in detector.decode(detector.activations(part))]
+
+
+def test_repeated_timestamps_are_merged_with_one_warning(steps: Detector, tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    rows = walk_log()
+    clean = write_log(tmp_path / "clean.csv", rows)
+    repeated = np.insert(rows, [100, 500, 501, 1700], rows[[99, 499, 500, 1699]], axis=0)  # batched duplicates
+    messy = write_log(tmp_path / "messy.csv", repeated)
+    with caplog.at_level("WARNING"):
+        signal = read(messy)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{messy}: merged 4 row(s) repeating the timestamp of the row before (values averaged)"]
+    np.testing.assert_array_equal(signal.data, read(clean).data)
+    assert times(steps, messy) == times(steps, clean) == segment_events(steps, signal)
+    averaged = rows.copy()
+    averaged[1000, 1:] += 1.0
+    pair = np.insert(averaged, 1001, rows[1000], axis=0)  # same time, different values: their mean is kept
+    merged = read(write_log(tmp_path / "pair.csv", pair))
+    assert merged.data.shape == read(clean).data.shape
+    expected = np.linalg.norm(rows[1000, 1:] + 0.5)
+    assert merged.data[1000, 0] == pytest.approx(expected, abs=1e-4)
+
+
+def test_rows_slightly_out_of_order_are_sorted(steps: Detector, tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    rows = walk_log()
+    clean = write_log(tmp_path / "clean.csv", rows)
+    shuffled = rows.copy()
+    for k in (50, 900, 1500):  # a row written after the next two (20 ms late), as batched sensors do
+        shuffled[[k, k + 1, k + 2]] = shuffled[[k + 1, k + 2, k]]
+    messy = write_log(tmp_path / "messy.csv", shuffled)
+    with caplog.at_level("WARNING"):
+        signal = read(messy)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{messy}: sorted 3 row(s) that were out of order by up to 20 ms"]
+    np.testing.assert_array_equal(signal.data, read(clean).data)
+    assert times(steps, messy) == times(steps, clean)
+
+
+def test_badly_disordered_rows_are_an_error_naming_the_lines(tmp_path: Path) -> None:
+    rows = walk_log()
+    moved = np.insert(np.delete(rows, 100, axis=0), 400, rows[100], axis=0)  # 1 s late
+    messy = write_log(tmp_path / "messy.csv", moved)
+    with pytest.raises(EventcountError, match=r"messy\.csv, line 401: timestamp 2000000000 is 3 s before "
+                                              r"5000000000 on line 400; rows more than 0\.1 s out of order"):
+        read(messy)
+    assert read(messy, max_disorder_s=5.0).data.shape == read(write_log(tmp_path / "c.csv", rows)).data.shape
+    with pytest.raises(EventcountError, match=r"line 3: timestamp .* is not after .* on line 2; .*strict"):
+        read(write_log(tmp_path / "dup.csv", np.insert(rows, 1, rows[1], axis=0)), strict_timestamps=True)
+
+
+def test_a_long_gap_splits_the_recording_and_holds_no_event(steps: Detector, tmp_path: Path) -> None:
+    rows = walk_log(seconds=30.0)
+    before, after = rows[:1000], rows[1300:]  # the phone stopped sampling from 10 s to 13 s
+    with_gap = write_log(tmp_path / "gap.csv", np.concatenate([before, after]))
+    signal = read(with_gap)
+    assert signal.gaps == [pytest.approx((9.99, 13.0))]
+    (first_start, first), (second_start, second) = signal.segments()
+    assert (first_start, second_start) == (0.0, pytest.approx(13.0))
+    np.testing.assert_array_equal(first.data, read(write_log(tmp_path / "a.csv", before)).data)
+    np.testing.assert_allclose(second.data, read(write_log(tmp_path / "b.csv", after)).data, atol=1e-5)
+    found = segment_events(steps, signal)
+    parts = times(steps, tmp_path / "a.csv") + [13.0 + t for t in times(steps, tmp_path / "b.csv")]
+    np.testing.assert_allclose(found, parts, atol=1e-9)
+    assert not any(signal.in_gap(t) for t in found) and len(found) > 40
+    with pytest.raises(EventcountError, match=r"gap\.csv, line 1001: the timestamps jump by 3\.01 s after line "
+                                              r"1000, more than the allowed gap of 1 s"):
+        read(with_gap, strict_timestamps=True)
+    assert read(with_gap, max_gap_s=5.0).gaps == []
+
+
+def test_two_interleaved_sensors_choose_one_by_a_column(steps: Detector, tmp_path: Path) -> None:
+    rows = walk_log()
+    gyro = rows.copy()
+    gyro[:, 0] += 3e6  # its own clock, 3 ms after the accelerometer's
+    gyro[:, 1:] *= 0.01
+    both = np.empty((2 * len(rows), 4))
+    both[0::2], both[1::2] = rows, gyro
+    kinds = [1, 4] * len(rows)
+    clean = write_log(tmp_path / "clean.csv", rows)
+    mixed = write_log(tmp_path / "mixed.csv", both, kinds)
+    signal = read(mixed, filter_column="1", filter_value="1")
+    np.testing.assert_array_equal(signal.data, read(clean).data)
+    assert times(steps, mixed, filter_column="1", filter_value="1") == times(steps, clean)

@@ -195,17 +195,27 @@ def test_large_gap_within_limit_is_resampled(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------- bad files
 
 
-def test_gap_names_the_line(tmp_path: Path) -> None:
+STRICT = SensorConfig(strict_timestamps=True)
+
+
+def test_strict_gap_names_the_line(tmp_path: Path) -> None:
     path = write(tmp_path, "time,x\n0,1\n0.01,1\n2.5,1\n2.51,1\n")
-    message = error_text(path)
+    message = error_text(path, STRICT)
     assert message.startswith(f"{path}, line 4:") and "jump by 2.49 s after line 3" in message
     assert "--max-gap" in message and "--time-unit" in message
-    assert read_sensor_csv(path, SensorConfig(max_gap_s=3.0)).data.shape == (252, 1)
+    assert read_sensor_csv(path, SensorConfig(max_gap_s=3.0, strict_timestamps=True)).data.shape == (252, 1)
 
 
-def test_gap_in_declared_unit_has_no_unit_hint(tmp_path: Path) -> None:
-    message = error_text(write(tmp_path, "time_ms,x\n0,1\n10,1\n5000,1\n"))
+def test_strict_gap_in_declared_unit_has_no_unit_hint(tmp_path: Path) -> None:
+    message = error_text(write(tmp_path, "time_ms,x\n0,1\n10,1\n5000,1\n"), STRICT)
     assert "line 4" in message and "--time-unit" not in message
+
+
+def test_timestamps_in_a_unit_taken_for_seconds_are_not_read_as_gaps(tmp_path: Path) -> None:
+    message = error_text(write(tmp_path, "stamp,x\n0,1\n10,1\n20,1\n30,1\n", "t.csv"),
+                         SensorConfig(time_column="stamp"))
+    assert "most steps between timestamps (3 of 3) are longer than the allowed gap of 1 s" in message
+    assert "--time-unit" in message
 
 
 def test_bad_cell_names_file_line_and_column(tmp_path: Path) -> None:
@@ -232,8 +242,8 @@ def test_bad_cell_without_header(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("text, line", [("t,x\n0,1\n0.2,1\n0.1,1\n", 4), ("t,x\n0,1\n0.1,1\n0.1,2\n", 4)])
-def test_decreasing_or_duplicate_timestamps(tmp_path: Path, text: str, line: int) -> None:
-    message = error_text(write(tmp_path, text))
+def test_strict_decreasing_or_duplicate_timestamps(tmp_path: Path, text: str, line: int) -> None:
+    message = error_text(write(tmp_path, text), STRICT)
     assert f"line {line}: timestamp" in message and f"on line {line - 1}" in message
     assert "must increase" in message
 

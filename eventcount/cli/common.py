@@ -21,12 +21,18 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="
 models_app = typer.Typer(no_args_is_help=True, help="The shipped models.")
 app.add_typer(models_app, name="models")
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True)  # what a command says while it works: silenced by -q
+problems = Console(stderr=True)  # errors: never silenced
 log = logging.getLogger("eventcount")
 
 
+def error(message: str) -> None:
+    """Print one error line (also with -q)."""
+    problems.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+
+
 def fail(message: str, code: int = 1) -> None:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    error(message)
     raise typer.Exit(code)
 
 
@@ -69,6 +75,7 @@ def main(
     level = logging.DEBUG if verbose else logging.ERROR if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     log.setLevel(level)
+    err.quiet = quiet
 
 
 

@@ -21,6 +21,7 @@ from eventcount.cli.common import (
     app,
     device_name,
     err,
+    error,
     run,
     sensor_options,
 )
@@ -67,7 +68,7 @@ def detect(
     todo, failures = [], 0
     for job in make_jobs(files, output, fmt, to_file, save_activations):
         if job.target is not None and job.target.exists() and not overwrite:
-            err.print(f"[red]error:[/] {job.target} exists; use --overwrite to replace it", highlight=False)
+            error(f"{job.target} exists; use --overwrite to replace it")
             failures += 1
         else:
             todo.append(job)
@@ -76,11 +77,12 @@ def detect(
         if result.warning:
             err.print(f"[yellow]warning:[/] {result.warning}", highlight=False, soft_wrap=True)
         if result.error:
-            err.print(f"[red]error:[/] {result.error}", highlight=False, soft_wrap=True)
+            error(result.error)
             failures += 1
         elif result.text is not None:
             sys.stdout.write(result.text)
             sys.stdout.flush()
     if failures:
-        err.print(f"{failures} of {len(files)} recordings failed")
+        if len(files) > 1:
+            error(f"{failures} of {len(files)} recordings failed")
         raise typer.Exit(1)

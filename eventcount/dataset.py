@@ -14,8 +14,8 @@ import torch
 from eventcount.annotations import events_by_class, read_events
 from eventcount.augment import stretch
 from eventcount.config import FrontendConfig
-from eventcount.features import FeatureExtractor, detection_frames, fit_norm_prior, to_frame, working_rate
-from eventcount.labels import Clip, CountTable
+from eventcount.features import FeatureExtractor, detection_frames, fit_norm_prior, working_rate
+from eventcount.labels import Clip, CountTable, clip_frame_range
 from eventcount.recordings import event_file_for, read_signal, signal_duration
 
 NORM_PRIOR_RECORDINGS = 24
@@ -138,13 +138,9 @@ class ClipData:
     def clip_frames(self, clip: Clip, factor: float) -> tuple[int, int]:
         """Labelled frame range [a, b) of a clip in the copy stretched by `factor`: the detection frames of
         its interval (shifted by the front end's detection delay, as the targets are)."""
-        rec = self.recordings[clip.path]
-        n = rec.features[factor].shape[1]
-        start = clip.start_s or 0.0
-        end = clip.end_s if clip.end_s is not None else rec.duration_s
-        delay = self.frontend.detection_delay()
-        a = min(to_frame(start * factor, self.frontend.frame_rate) + delay, n)
-        return a, max(a, min(to_frame(end * factor, self.frontend.frame_rate) + delay, n))
+        n = self.recordings[clip.path].features[factor].shape[1]
+        return clip_frame_range(clip.start_s, clip.end_s, n, self.frontend.frame_rate,
+                                self.frontend.detection_delay(), factor)
 
     def batch(self, indices: list[int], factors: list[float], context: int, with_targets: bool,
               edge_softness_s: float | None = None) -> Batch:

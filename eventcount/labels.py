@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 import math
 import os
 from dataclasses import dataclass, field
@@ -52,6 +53,17 @@ class CountTable:
         return CountTable(list(classes), clips, self.source)
 
 
+def clip_frame_range(start_s: float | None, end_s: float | None, n_frames: int, frame_rate: float,
+                     delay_frames: int, factor: float = 1.0) -> tuple[int, int]:
+    """Labelled frames [a, b) of a clip (None = the recording's start/end) in a recording of `n_frames` frames,
+    time-stretched by `factor`: the frames its interval's events are reported in (shifted by the detection delay).
+    A clip can hold at most b - a events (one per frame)."""
+    a = min(int(round((start_s or 0.0) * factor * frame_rate)) + delay_frames, n_frames)
+    if end_s is None:
+        return a, n_frames
+    return a, max(a, min(int(round(end_s * factor * frame_rate)) + delay_frames, n_frames))
+
+
 def _parse_float(path: Path, line: int, name: str, cell: str) -> float | None:
     if cell.strip() == "":
         return None
@@ -80,11 +92,7 @@ def _parse_count(path: Path, line: int, name: str, cell: str) -> int:
 def read_count_table(path: str | Path) -> CountTable:
     """Read and validate the syntax of a count-label CSV (files are checked by `check_count_table`)."""
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            rows = list(csv.reader(handle))
-    except OSError as err:
-        raise EventcountError(f"{path}: cannot read labels ({err.strerror})") from err
+    rows = list(csv.reader(io.StringIO(_read_text(path), newline="")))
     if not rows:
         raise EventcountError(f"{path}: empty labels file; expected a header {','.join(FIXED_COLUMNS)},<class>,...")
     header = [h.strip() for h in rows[0]]
@@ -92,6 +100,10 @@ def read_count_table(path: str | Path) -> CountTable:
     if missing:
         raise EventcountError(f"{path}:1: missing column(s) {', '.join(missing)}; "
                               f"expected a header {','.join(FIXED_COLUMNS)},<class>,... got {','.join(header)}")
+    for column, name in enumerate(header):
+        if name in header[:column]:
+            raise EventcountError(f"{path}:1: column {name!r} appears twice (columns {header.index(name) + 1} and "
+                                  f"{column + 1}); give each class one column")
     classes = [h for h in header if h not in FIXED_COLUMNS]
     if not classes:
         raise EventcountError(f"{path}:1: no class columns after {','.join(FIXED_COLUMNS)}")
@@ -106,6 +118,21 @@ def read_count_table(path: str | Path) -> CountTable:
     if not table.clips:
         raise EventcountError(f"{path}: no clips (only a header)")
     return table
+
+
+def _read_text(path: Path) -> str:
+    """The sheet's text (UTF-8, with or without a byte-order mark); a clear error naming the line otherwise."""
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise EventcountError(f"{path}: cannot read labels ({err.strerror})") from err
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise EventcountError(f"{path}:{line}: not UTF-8 text (byte 0x{data[err.start]:02x} at column {column}); "
+                              "save the sheet as UTF-8 (\"CSV UTF-8\" in spreadsheet programs)") from None
 
 
 def _parse_row(path: Path, line: int, row: list[str], index: dict[str, int], classes: list[str]) -> Clip:

@@ -8,8 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from eventcount.annotations import events_by_class, read_events
+from eventcount.config import FrontendConfig
 from eventcount.errors import EventcountError
-from eventcount.labels import Clip, CountTable
+from eventcount.labels import Clip, CountTable, clip_frame_range
 from eventcount.recordings import event_file_for, signal_duration
 
 DEFAULT_WINDOW_S = 0.25  # shorter windows make a counts-only model fire less late (BENCHMARKS.md)
@@ -89,9 +90,32 @@ def check_count_table(table: CountTable, sensor_options: dict | None = None) -> 
         if start >= duration:
             problems.append(f"{table.where(clip)}: window starts at {start:g} s, after the end of {clip.path.name}")
         total += max(0.0, min(end, duration) - start)
+    frontend = FrontendConfig(kind="sensor" if sensor_options else "audio")
+    problems += capacity_problems(table, {p: d for p, d in durations.items() if d is not None}, frontend)
     counts = np.array([c.counts for c in table.clips])
     events = {name: int(counts[:, d].sum()) for d, name in enumerate(table.classes)}
     return Summary(len(durations), len(table.clips), total, events, int(counts.max()), problems)
+
+
+def capacity_problems(table: CountTable, durations: dict[Path, float], frontend: FrontendConfig,
+                      factor: float = 1.0) -> list[str]:
+    """Clips whose count is more than their frames can hold (one event per frame at the front end's frame rate,
+    the copy time-stretched by `factor`): the counting loss has no answer for them. Recordings missing from
+    `durations` are skipped."""
+    problems = []
+    stretched = f", time-stretched by {factor:g}" if factor != 1.0 else ""
+    for clip in table.clips:
+        if clip.path not in durations:
+            continue
+        n_frames = int(durations[clip.path] * factor * frontend.frame_rate + 1e-9)
+        a, b = clip_frame_range(clip.start_s, clip.end_s, n_frames, frontend.frame_rate,
+                                frontend.detection_delay(), factor)
+        for name, count in zip(table.classes, clip.counts, strict=True):
+            if count > b - a:
+                problems.append(f"{table.where(clip)}: class {name!r} count {count} is more than the clip can hold "
+                                f"(at most {b - a}: one event per frame at {frontend.frame_rate:g} frames/s"
+                                f"{stretched})")
+    return problems
 
 
 def _duration_or_problem(table: CountTable, clip: Clip, problems: list[str], sensor_options) -> float | None:

@@ -25,6 +25,7 @@ from eventcount.errors import EventcountError
 from eventcount.features import working_rate
 from eventcount.labels import CountTable
 from eventcount.network import CRNN
+from eventcount.prepare import capacity_problems
 from eventcount.recordings import signal_duration
 from eventcount.thresholds import calibrate_lag, choose_thresholds, recording_probabilities
 from eventcount.train_state import load_resume, resume_path, save_resume
@@ -212,7 +213,7 @@ def _train(table: CountTable, spec: ModelSpec, config: TrainConfig, out: Path, i
     if val_table is None:
         table, val_table = split_validation(table, config.val_fraction, config.seed)
     stage(f"reading {len(table.recordings())} training recordings")
-    frontend, hours = distributed.on_main(lambda: _resolve_data(spec, table), ranks)
+    frontend, hours = distributed.on_main(lambda: _resolve_data(spec, table, val_table, config), ranks)
     frontend.detection_delay_frames = frontend.detection_delay()  # stored explicitly in the model file
     spec = ModelSpec(list(spec.classes), frontend, dataclasses.replace(spec.network),
                      dataclasses.replace(spec.decode))
@@ -257,11 +258,20 @@ def _train(table: CountTable, spec: ModelSpec, config: TrainConfig, out: Path, i
     return distributed.on_main(finish, ranks)
 
 
-def _resolve_data(spec: ModelSpec, table: CountTable) -> tuple[FrontendConfig, float]:
-    """The front end resolved on the training recordings (`resolve_frontend`) and their total hours."""
+def _resolve_data(spec: ModelSpec, table: CountTable, val_table: CountTable,
+                  config: TrainConfig) -> tuple[FrontendConfig, float]:
+    """The front end resolved on the training recordings (`resolve_frontend`) and their total hours; refuses
+    a clip whose count its frames cannot hold (as `prepare --check` reports it), before any features."""
     frontend = resolve_frontend(spec.frontend, table.recordings(), fit_prior=True)
-    hours = sum(signal_duration(p, frontend.sensor) for p in table.recordings()) / 3600
-    return frontend, hours
+    durations = {p: signal_duration(p, frontend.sensor) for p in table.recordings()}
+    val_durations = {p: signal_duration(p, frontend.sensor) for p in val_table.recordings()}
+    problems = capacity_problems(table, durations, frontend) + capacity_problems(val_table, val_durations, frontend)
+    if not problems and min(config.stretch_factors) < 1:
+        problems = capacity_problems(table, durations, frontend, min(config.stretch_factors))
+    if problems:
+        more = f" ({len(problems) - 1} more such counts)" if len(problems) > 1 else ""
+        raise EventcountError(problems[0] + more)
+    return frontend, sum(durations.values()) / 3600
 
 
 def _data_summary(table: CountTable, val_table: CountTable, hours: float) -> dict[str, Any]:

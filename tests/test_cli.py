@@ -205,3 +205,43 @@ def test_band_limit_is_a_training_option_stored_with_the_model(tmp_path: Path):
     bad = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "bad.pt", "--band-limit", "2")
     assert bad.exit_code == 2 and "--band-limit" in bad.output
     assert not (tmp_path / "bad.pt").exists()
+
+
+def test_a_count_the_clip_cannot_hold_is_reported_by_check_and_refused_by_train(tmp_path: Path):
+    paths = make_synthetic_set(tmp_path / "data", 3, duration_s=2.0)
+    labels = tmp_path / "labels.csv"
+    rows = [f"{p},0,0.25,{30 if i == 1 else 1},0,0" for i, p in enumerate(paths)]
+    labels.write_text("path,start_s,end_s,high,low,mid\n" + "\n".join(rows) + "\n")
+    expected = f"{labels}:3: class 'high' count 30 is more than the clip can hold (at most 25"
+    check = invoke("prepare", "--check", labels)
+    assert check.exit_code == 1 and expected in " ".join(check.output.split())
+    result = invoke("train", "--counts", labels, "-o", tmp_path / "m.pt", "--steps", "2", "--val-fraction", "0.01",
+                    "--val", labels)
+    assert_one_line_error(result, 1, expected)
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_prepare_and_train_never_overwrite_without_being_asked(tmp_path: Path):
+    paths = make_synthetic_set(tmp_path / "data", 3, duration_s=2.0)
+    labels, model = tmp_path / "labels.csv", tmp_path / "m.pt"
+    labels.write_text("keep me\n")
+    assert_one_line_error(invoke("prepare", *paths, "-o", labels), 1, "labels.csv exists; use --overwrite")
+    assert labels.read_text() == "keep me\n"
+    assert invoke("prepare", *paths, "-o", labels, "--overwrite").exit_code == 0
+    model.write_text("keep me too\n")
+    result = invoke("train", "--counts", labels, "-o", model, "--steps", "2")
+    assert_one_line_error(result, 1, "m.pt exists; use --overwrite")
+    assert model.read_text() == "keep me too\n"
+    assert invoke("train", "--counts", labels, "-o", model, "--steps", "2", "--overwrite").exit_code == 0
+    assert torch.load(model, weights_only=True)["format"] == "eventcount-model"
+
+
+def test_train_config_file_sections_and_flags(tmp_path: Path):
+    config = tmp_path / "c.yaml"
+    config.write_text("train:\n  steps: 3\n  seed: 5\nnetwork:\n  rnn_hidden: 8\n")
+    payload = train_two_steps(tmp_path, "--config", config)  # --steps 2 on the command line wins
+    assert payload["training"]["config"]["steps"] == 2 and payload["training"]["config"]["seed"] == 5
+    assert payload["network"]["rnn_hidden"] == 8
+    config.write_text("train:\n  stepz: 3\n")
+    result = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "bad.pt", "--config", config)
+    assert_one_line_error(result, 1, "c.yaml: unknown option(s) stepz; known:")

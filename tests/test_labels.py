@@ -105,3 +105,22 @@ def test_linked_recordings_keep_their_names(tmp_path: Path) -> None:
     write_count_table(labels, CountTable(["step"], [Clip(link, 0.0, 5.0, [9])]))
     assert "train/walk1.csv" in labels.read_text(encoding="utf-8")
     assert read_count_table(labels).clips[0].path == link
+
+
+def test_a_sheet_that_is_not_utf8_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "labels.csv"
+    path.write_bytes("path,start_s,end_s,KD\na.wav,0,1,1\nb\u00e9.wav,0,1,2\n".encode("latin-1"))
+    with pytest.raises(EventcountError, match=r"labels\.csv:3: not UTF-8 text \(byte 0xe9 at column 2\); save"):
+        read_count_table(path)
+
+
+@pytest.mark.parametrize(("header", "name", "columns"), [
+    ("path,start_s,end_s,KD,SD,KD", "KD", "4 and 6"),
+    ("path,start_s,end_s,KD,path", "path", "1 and 5"),
+    ("path,start_s,end_s,KD, KD ", "KD", "4 and 5"),
+])
+def test_a_duplicate_column_is_named(tmp_path: Path, header: str, name: str, columns: str) -> None:
+    row = ",".join(["a.wav", "0", "1"] + ["1"] * (header.count(",") - 2))
+    path = write(tmp_path / "labels.csv", f"{header}\n{row}\n")
+    with pytest.raises(EventcountError, match=rf"labels\.csv:1: column '{name}' appears twice \(columns {columns}\)"):
+        read_count_table(path)

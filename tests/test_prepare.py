@@ -95,3 +95,17 @@ def test_a_made_table_checks_clean(tmp_path: Path) -> None:
     assert summary.problems == []
     assert summary.duration_s == pytest.approx(1.3)
 
+
+
+def test_check_reports_a_count_the_clip_cannot_hold(tmp_path: Path) -> None:
+    """A 0.25 s clip has 25 frames at 100 frames/s; a whole 1 s file 99 (its first frame reports nothing: the
+    detection delay)."""
+    recording(tmp_path / "a.wav", 1.0)
+    labels = tmp_path / "labels.csv"
+    labels.write_text("path,start_s,end_s,KD,SD\na.wav,0,0.25,25,3\na.wav,0.25,0.5,2,26\na.wav,,,99,100\n")
+    summary = check_count_table(read_count_table(labels))
+    assert summary.problems == [
+        f"{labels}:3: class 'SD' count 26 is more than the clip can hold (at most 25: one event per frame at "
+        "100 frames/s)",
+        f"{labels}:4: class 'SD' count 100 is more than the clip can hold (at most 99: one event per frame at "
+        "100 frames/s)"]

@@ -8,21 +8,17 @@ from typing import Annotated
 import typer
 
 from eventcount.cli.common import (
-    ColumnsOpt,
-    MagnitudeOpt,
-    MaxGapOpt,
-    RateOpt,
-    TimeColumnOpt,
-    TimeUnitOpt,
     app,
     err,
+    fail,
     run,
     seconds,
-    sensor_options,
 )
+from eventcount.cli.sensor_flags import sensor_flags
 
 
 @app.command()
+@sensor_flags
 def prepare(
     sources: Annotated[list[Path] | None, typer.Argument(help="Recordings or folders of recordings.")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Count labels CSV to write.")] = None,
@@ -32,8 +28,8 @@ def prepare(
     window: Annotated[str, typer.Option(help="Clip length (e.g. 0.25s); 0 = whole files. Short clips keep the timing unbiased.")] = "0.25s",
     hop: Annotated[str | None, typer.Option(help="Step between clip starts (default: the window).")] = None,
     check: Annotated[Path | None, typer.Option(help="Check a hand-written count sheet instead.")] = None,
-    columns: ColumnsOpt = None, time_column: TimeColumnOpt = None, time_unit: TimeUnitOpt = None,
-    rate: RateOpt = None, max_gap: MaxGapOpt = None, magnitude: MagnitudeOpt = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
+    sensor: dict | None = None,
 ) -> None:
     """Turn timestamps into count-only clip labels, or check a count sheet.
 
@@ -47,7 +43,7 @@ def prepare(
     from eventcount.prepare import check_count_table, make_count_table
     from eventcount.recordings import find_recordings
 
-    options = sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude)
+    options = sensor or {}
     if check is not None:
         table = run(read_count_table, check)
         summary = run(check_count_table, table, options)
@@ -57,6 +53,8 @@ def prepare(
         raise typer.Exit(1 if summary.problems else 0)
     if not sources or output is None:
         raise typer.BadParameter("give recordings and -o labels.csv (or --check labels.csv)")
+    if output.exists() and not overwrite:
+        fail(f"{output} exists; use --overwrite to replace it")
     window_s = seconds(window, "--window")
     mapping = run(read_class_map, class_map) if class_map else None
     wanted = [c.strip() for c in classes.split(",")] if classes else None

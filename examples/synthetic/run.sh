@@ -4,7 +4,7 @@
 set -euo pipefail
 work=${1:-work/synthetic}
 python "$(dirname "$0")/make_data.py" "$work"
-eventcount prepare "$work/train" -o "$work/labels.csv"            # 0.25 s windows, counts per class
-eventcount train --counts "$work/labels.csv" -o "$work/model.pt" --steps 600
+eventcount prepare "$work/train" -o "$work/labels.csv" --overwrite  # 0.25 s windows, counts per class
+eventcount train --counts "$work/labels.csv" -o "$work/model.pt" --steps 600 --overwrite
 eventcount detect "$work/test" -m "$work/model.pt" -o "$work/detected" --overwrite
 eventcount evaluate --reference "$work/test" --estimate "$work/detected" --tolerance 50ms --json "$work/report.json"

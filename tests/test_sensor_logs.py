@@ -152,3 +152,25 @@ def test_two_interleaved_sensors_choose_one_by_a_column(steps: Detector, tmp_pat
     signal = read(mixed, filter_column="1", filter_value="1")
     np.testing.assert_array_equal(signal.data, read(clean).data)
     assert times(steps, mixed, filter_column="1", filter_value="1") == times(steps, clean)
+
+
+def test_cli_chooses_an_interleaved_sensor_and_keeps_strict_behaviour_on_request(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from eventcount.cli import app
+
+    rows = walk_log()
+    clean = write_log(tmp_path / "clean.csv", rows)
+    both = np.repeat(rows, 2, axis=0)
+    both[1::2, 0] += 3e6
+    mixed = write_log(tmp_path / "mixed.csv", both, [1, 4] * len(rows))
+    runner = CliRunner()
+    expected = runner.invoke(app, ["detect", str(clean), "-m", "steps"])
+    chosen = runner.invoke(app, ["detect", str(mixed), "-m", "steps", "--filter-column", "1", "--filter-value", "1"])
+    assert expected.exit_code == chosen.exit_code == 0
+    assert chosen.stdout == expected.stdout and expected.stdout.count("step") == len(STEPS_BEFORE)
+    repeated = write_log(tmp_path / "repeated.csv", np.insert(rows, 10, rows[10], axis=0))
+    strict = runner.invoke(app, ["detect", str(repeated), "-m", "steps", "--strict-timestamps"])
+    assert strict.exit_code == 1
+    assert "repeated.csv, line 12: timestamp 1100000000 is not after 1100000000 on line 11" in strict.output
+    assert runner.invoke(app, ["detect", str(repeated), "-m", "steps"]).stdout == expected.stdout

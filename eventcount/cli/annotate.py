@@ -9,22 +9,17 @@ from typing import Annotated
 import typer
 
 from eventcount.cli.common import (
-    ColumnsOpt,
-    MagnitudeOpt,
-    MaxGapOpt,
-    RateOpt,
-    TimeColumnOpt,
-    TimeUnitOpt,
     app,
     device_name,
     out,
     run,
     seconds,
-    sensor_options,
 )
+from eventcount.cli.sensor_flags import sensor_flags
 
 
 @app.command()
+@sensor_flags
 def annotate(
     recordings: Annotated[list[Path], typer.Argument(help="Recordings or folders of recordings to count.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Count labels CSV to write (resumed if it exists).")],
@@ -36,8 +31,7 @@ def annotate(
     port: Annotated[int, typer.Option(help="Port to listen on (0: a free one).")] = 0,
     browser: Annotated[bool, typer.Option("--browser/--no-browser", help="Open the page in the web browser.")] = True,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto (for -m).")] = "cpu",
-    columns: ColumnsOpt = None, time_column: TimeColumnOpt = None, time_unit: TimeUnitOpt = None,
-    rate: RateOpt = None, max_gap: MaxGapOpt = None, magnitude: MagnitudeOpt = False,
+    sensor: dict | None = None,
 ) -> None:
     """Count events clip by clip in a local web page: listen (or look at a sensor plot), type counts or tap along.
 
@@ -52,7 +46,7 @@ def annotate(
 
     names = [c.strip() for c in classes.split(",") if c.strip()] if classes else None
     window_s = seconds(window, "--window")
-    options = sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude)
+    options = sensor or {}
     annotation = run(open_annotation, recordings, output, names, window_s, events, model, options,
                      device_name(device) if model else "cpu")
     session = annotation.session

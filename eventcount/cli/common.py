@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -87,33 +87,6 @@ def device_name(name: str) -> str:
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
-# ---------------------------------------------------------------- sensor options shared by commands
-
-def sensor_options(columns: str | None, time_column: str | None, time_unit: str | None, rate: float | None,
-                   max_gap: str | None, magnitude: bool | None) -> dict[str, Any]:
-    """The sensor-reading options a user gave (only those given)."""
-    options: dict[str, Any] = {}
-    if columns:
-        options["columns"] = [c.strip() for c in columns.split(",") if c.strip()]
-    if time_column:
-        options["time_column"] = time_column
-    if time_unit:
-        options["time_unit"] = time_unit
-    if rate:
-        options["rate"] = rate
-    if max_gap:
-        options["max_gap_s"] = seconds(max_gap, "--max-gap")
-    if magnitude:
-        options["magnitude"] = True
-    return options
-
-
-ColumnsOpt = Annotated[str | None, typer.Option(help="Sensor CSV: value columns (names or 0-based indices, comma-separated).", rich_help_panel="Sensor files")]
-TimeColumnOpt = Annotated[str | None, typer.Option(help="Sensor CSV: the time column.", rich_help_panel="Sensor files")]
-TimeUnitOpt = Annotated[str | None, typer.Option(help="Sensor CSV: unit of the time column (s, ms, us, ns, auto).", rich_help_panel="Sensor files")]
-RateOpt = Annotated[float | None, typer.Option(help="Sensor: samples per second (no time column, or .npy).", rich_help_panel="Sensor files")]
-MaxGapOpt = Annotated[str | None, typer.Option(help="Sensor CSV: longest allowed gap between timestamps (e.g. 1s).", rich_help_panel="Sensor files")]
-MagnitudeOpt = Annotated[bool, typer.Option(help="Sensor: use the Euclidean norm of the value columns.", rich_help_panel="Sensor files")]
 
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", help="Torch/numba threads per process.", min=1, show_default="as many as there are idle cores (1 per worker with --jobs)", rich_help_panel="Speed")]
 JobsOpt = Annotated[int | None, typer.Option("--jobs", "-j", help="Worker processes (files in parallel).", min=1, show_default="the idle cores, when there are several files", rich_help_panel="Speed")]

@@ -10,24 +10,19 @@ from typing import Annotated
 import typer
 
 from eventcount.cli.common import (
-    ColumnsOpt,
     JobsOpt,
-    MagnitudeOpt,
-    MaxGapOpt,
-    RateOpt,
     ThreadsOpt,
-    TimeColumnOpt,
-    TimeUnitOpt,
     app,
     device_name,
     err,
     error,
     run,
-    sensor_options,
 )
+from eventcount.cli.sensor_flags import sensor_flags
 
 
 @app.command()
+@sensor_flags
 def detect(
     inputs: Annotated[list[Path], typer.Argument(help="Recordings or folders of recordings.")],
     model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name (see `eventcount models list`) or a .pt file.", show_default="drums")] = None,
@@ -39,8 +34,7 @@ def detect(
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     threads: ThreadsOpt = None, jobs: JobsOpt = None,
-    columns: ColumnsOpt = None, time_column: TimeColumnOpt = None, time_unit: TimeUnitOpt = None,
-    rate: RateOpt = None, max_gap: MaxGapOpt = None, magnitude: MagnitudeOpt = False,
+    sensor: dict | None = None,
 ) -> None:
     """Detect events with a trained model.
 
@@ -59,7 +53,7 @@ def detect(
     detector = run(Detector.load, model, device_name(device))
     decode = None if threshold is None else dataclasses.replace(detector.spec.decode, threshold=threshold, thresholds={})
     settings = DetectSettings(decode=decode, tta=tta,
-                              sensor=sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude))
+                              sensor=sensor or {})
     files = run(find_recordings, inputs, detector.spec.frontend.kind)
     single = len(files) == 1 and not inputs[0].is_dir()
     if not single and output is None:

@@ -9,23 +9,18 @@ from typing import Annotated, Any
 import typer
 
 from eventcount.cli.common import (
-    ColumnsOpt,
-    MagnitudeOpt,
-    MaxGapOpt,
-    RateOpt,
-    TimeColumnOpt,
-    TimeUnitOpt,
     app,
     err,
     log,
     run,
-    sensor_options,
     show_progress,
 )
+from eventcount.cli.sensor_flags import sensor_flags
 from eventcount.errors import EventcountError
 
 
 @app.command("pseudo-label")
+@sensor_flags
 def pseudo_label(
     sources: Annotated[list[Path], typer.Argument(help="Recordings, folders and .tar/.tar.gz/.tgz/.zip archives; with --merge: the shards' output folders.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (with --merge: a folder or a .jsonl file for the merged manifest).")],
@@ -41,8 +36,7 @@ def pseudo_label(
     merge: Annotated[bool, typer.Option("--merge", help="Combine the manifests of the shard output folders given as SOURCES; report missing and duplicate recordings.")] = False,
     engine: Annotated[str, typer.Option(help="local (worker processes on this machine) or ray (actors on a Ray cluster; pip install \"eventcount[ray]\").")] = "local",
     ray_address: Annotated[str | None, typer.Option(help="With --engine ray: the cluster to join, e.g. auto or ray://head:10001 (default: start a local one).")] = None,
-    columns: ColumnsOpt = None, time_column: TimeColumnOpt = None, time_unit: TimeUnitOpt = None,
-    rate: RateOpt = None, max_gap: MaxGapOpt = None, magnitude: MagnitudeOpt = False,
+    sensor: dict | None = None,
 ) -> None:
     """Label every recording in folders and tar/zip archives: resumable, parallel, shardable.
 
@@ -63,7 +57,7 @@ def pseudo_label(
     options = {"jobs": jobs, "shard": _usage(parse_shard, shard, "--shard") if shard else None, "fmt": fmt,
                "tta": tta, "min_confidence": min_confidence, "overwrite": overwrite, "glob": glob,
                "max_bytes": _usage(parse_size, max_size, "--max-size"), "engine": engine, "ray_address": ray_address,
-               "sensor_options": sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude)}
+               "sensor_options": sensor or {}}
     summary = _label_with_progress(sources, model, output, options)
     _print_label_summary(summary)
     if summary.interrupted:

@@ -12,21 +12,15 @@ from typing import Annotated
 import typer
 
 from eventcount.cli.common import (
-    ColumnsOpt,
-    MagnitudeOpt,
-    MaxGapOpt,
-    RateOpt,
-    TimeColumnOpt,
-    TimeUnitOpt,
     app,
     err,
     fail,
     log,
     run,
     seconds,
-    sensor_options,
     show_progress,
 )
+from eventcount.cli.sensor_flags import sensor_flags
 from eventcount.config import DEFAULT_STRETCH, NETWORK_SIZES, FrontendConfig, TrainConfig
 from eventcount.errors import EventcountError
 from eventcount.train_setup import OptionError, select_classes, training_setup
@@ -39,6 +33,7 @@ def _default(value: object) -> str:
 
 
 @app.command()
+@sensor_flags
 def train(
     counts: Annotated[Path, typer.Option(help="Count labels CSV (from `prepare` or written by hand).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model file to write (.pt).")],
@@ -58,6 +53,7 @@ def train(
     size: Annotated[str | None, typer.Option(help=f"Network size: {' or '.join(NETWORK_SIZES)}; a `network:` section adjusts it." + _default("small"))] = None,
     frontend: Annotated[str | None, typer.Option(help="audio or sensor." + _default(FRONTEND.kind))] = None,
     frame_rate: Annotated[float | None, typer.Option(help="Frames per second." + _default(FRONTEND.frame_rate))] = None,
+    samples_per_frame: Annotated[int | None, typer.Option(help="Sensor: samples per frame (the sensor is resampled to frame rate x this)." + _default(FRONTEND.samples_per_frame), min=1)] = None,
     context: Annotated[str | None, typer.Option(help="Unlabelled context before each clip (stops late firing)." + _default(f"{TRAIN.context_s}s"))] = None,
     lookahead: Annotated[str | None, typer.Option(help="How long after a hit the model may wait before reporting it, e.g. 60ms (default: one frame for audio, none for sensors).")] = None,
     stretch: Annotated[str | None, typer.Option(help="Time-stretch range LOW,HIGH or off." + _default(",".join(map(str, DEFAULT_STRETCH))))] = None,
@@ -72,8 +68,7 @@ def train(
     device: Annotated[str | None, typer.Option(help="cpu, cuda or auto (cuda trains with mixed precision)." + _default(TRAIN.device))] = None,
     threads: Annotated[int | None, typer.Option(help="CPU threads for torch and the counting loss, per process.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run (reads OUTPUT.resume).")] = False,
-    columns: ColumnsOpt = None, time_column: TimeColumnOpt = None, time_unit: TimeUnitOpt = None,
-    rate: RateOpt = None, max_gap: MaxGapOpt = None, magnitude: MagnitudeOpt = False,
+    sensor: dict | None = None,
 ) -> None:
     """Train a detector from counts (or rough timestamps).
 
@@ -92,9 +87,10 @@ def train(
              "softness_s": seconds(softness, "--softness"), "alpha_start": alpha_start, "alpha_end": alpha_end,
              "label_noise_s": seconds(label_noise, "--label-noise"), "label_noise_kind": label_noise_kind}
     try:
-        setup = training_setup(config, size=size, train=flags, frontend={"kind": frontend, "frame_rate": frame_rate},
+        setup = training_setup(config, size=size, train=flags, frontend={"kind": frontend, "frame_rate": frame_rate,
+                                                                          "samples_per_frame": samples_per_frame},
                                stretch=stretch, lookahead_s=seconds(lookahead, "--lookahead"),
-                               sensor=sensor_options(columns, time_column, time_unit, rate, max_gap, magnitude))
+                               sensor=sensor or {})
         table = run(read_count_table, counts)
         val_table = run(read_count_table, val) if val else None
         wanted = [c.strip() for c in classes.split(",") if c.strip()] if classes else None

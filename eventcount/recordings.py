@@ -1,8 +1,8 @@
 """The recording layer: which files are recordings, finding them, their event files, and reading them.
 
 Every command goes through here: `find_recordings` turns the paths a user gives into recording files,
-`event_file_for` finds the event file beside (or for) a recording, and `read_signal` reads audio (soundfile)
-or a sensor file (`eventcount.sensors`) into a `Signal`. Audio can also be streamed block by block
+`event_file_for` finds the event file beside (or for) a recording, and `read_signal` reads audio (soundfile),
+a sensor CSV file (`eventcount.sensors`) or a `.npy` array into a `Signal`. Audio can also be streamed block by block
 (`iter_audio_blocks`) so long files run in constant memory.
 """
 
@@ -14,7 +14,7 @@ import os
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 import soundfile as sf
@@ -23,6 +23,7 @@ from eventcount import sensors
 from eventcount.config import SensorConfig
 from eventcount.errors import EventcountError
 from eventcount.signals import Signal
+from eventcount.timestamps import fill_missing
 
 AUDIO_EXTENSIONS = frozenset({".wav", ".flac", ".ogg", ".oga", ".mp3", ".aif", ".aiff", ".au", ".opus", ".w64",
                               ".caf"})
@@ -297,13 +298,60 @@ def _check_finite(label: str, data: np.ndarray, offset: int, rate: float) -> Non
 def _read_sensor(source: str | Path | bytes, label: str, options: SensorConfig) -> Signal:
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
     if label.lower().endswith(".npy"):
-        return sensors.read_sensor_npy(handle, options.rate, source=label)
+        return read_npy(handle, options.rate, source=label)
     return sensors.read_sensor_csv(handle, options, source=label)
 
 
 def _sensor_config(options: SensorConfig | Mapping[str, Any] | None) -> SensorConfig:
     """The sensor config to read with: as given, or the defaults with a mapping of options on top."""
     return options if isinstance(options, SensorConfig) else SensorConfig().updated(options)
+
+
+def read_npy(
+    path_or_file: str | os.PathLike[str] | IO[bytes], rate: float | None, source: str = ""
+) -> Signal:
+    """Read a `.npy` array [n_samples] or [n_samples, channels] sampled at `rate` (samples per second).
+
+    NaN samples are filled by linear interpolation (and counted in a warning); time 0 = the first sample.
+    """
+    name = source or str(getattr(path_or_file, "name", path_or_file))
+    if rate is None:
+        raise EventcountError(f"{name}: a .npy array has no timestamps; give its sampling rate with --rate")
+    sensors.check_rate(rate)
+    values = _npy_values(_load_npy(path_or_file, name), name)
+    bad = np.argwhere(np.isinf(values))
+    if bad.size:
+        raise EventcountError(f"{name}: sample {bad[0][0]}, channel {bad[0][1]} is infinite; "
+                              "replace it by NaN (to be interpolated) or a finite value")
+    labels = [f"channel {j}" for j in range(values.shape[1])]
+    fill_missing(values, np.arange(len(values), dtype=np.float64), labels, name)
+    return Signal(np.ascontiguousarray(values, dtype=np.float32), float(rate), name)
+
+
+def _load_npy(path_or_file: str | os.PathLike[str] | IO[bytes], name: str) -> np.ndarray:
+    try:
+        loaded = np.load(path_or_file, allow_pickle=False)
+    except OSError as error:
+        raise EventcountError(f"{name}: cannot read the file ({error.strerror or error})") from error
+    except ValueError as error:
+        raise EventcountError(f"{name}: not a .npy array of numbers ({error})") from error
+    if not isinstance(loaded, np.ndarray):
+        loaded.close()
+        raise EventcountError(f"{name}: an .npz archive, not one array; save a single array with numpy.save")
+    return loaded
+
+
+def _npy_values(array: np.ndarray, name: str) -> np.ndarray:
+    """The array as float64 [n_samples, channels], checked."""
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
+            or array.dtype == np.bool_):
+        raise EventcountError(f"{name}: holds {array.dtype} values; a sensor array must hold real numbers")
+    if array.ndim not in (1, 2):
+        raise EventcountError(f"{name}: array of shape {array.shape}; expected [n_samples] or "
+                              "[n_samples, channels]")
+    if len(array) < 2 or array.size == 0:
+        raise EventcountError(f"{name}: array of shape {array.shape} has fewer than two samples or no channel")
+    return np.array(array, dtype=np.float64).reshape(len(array), -1)
 
 
 def _short(err: Exception) -> str:

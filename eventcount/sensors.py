@@ -1,4 +1,4 @@
-"""Sensor recordings (CSV with timestamps or a known rate, `.npy` + rate) read into a uniform `Signal`.
+"""Sensor CSV files (timestamps or a known rate) read into a uniformly sampled `Signal`.
 
 Time 0 of the returned `Signal` is the earliest kept timestamp (of the rows left after `filter_column`), so
 event times written as "seconds from the first sample" (the Oxford step annotations, for one) line up with
@@ -73,27 +73,6 @@ def read_sensor_csv(
     return Signal(np.ascontiguousarray(data, dtype=np.float32), rate, name, gaps)
 
 
-def read_sensor_npy(
-    path_or_file: str | os.PathLike[str] | IO[bytes], rate: float | None, source: str = ""
-) -> Signal:
-    """Read a `.npy` array [n_samples] or [n_samples, channels] sampled at `rate` (samples per second).
-
-    NaN samples are filled by linear interpolation (and counted in a warning); time 0 = the first sample.
-    """
-    name = _source_name(path_or_file, source)
-    if rate is None:
-        raise EventcountError(f"{name}: a .npy array has no timestamps; give its sampling rate with --rate")
-    _check_rate(rate)
-    values = _npy_values(_load_npy(path_or_file, name), name)
-    bad = np.argwhere(np.isinf(values))
-    if bad.size:
-        raise EventcountError(f"{name}: sample {bad[0][0]}, channel {bad[0][1]} is infinite; "
-                              "replace it by NaN (to be interpolated) or a finite value")
-    labels = [f"channel {j}" for j in range(values.shape[1])]
-    fill_missing(values, np.arange(len(values), dtype=np.float64), labels, name)
-    return Signal(np.ascontiguousarray(values, dtype=np.float32), float(rate), name)
-
-
 # ---------------------------------------------------------------------------------------------- options
 
 
@@ -101,7 +80,7 @@ def _check_options(options: SensorConfig) -> None:
     if options.time_unit not in (*TIME_UNITS, "auto"):
         raise EventcountError(f"time unit '{options.time_unit}' is not one of s, ms, us, ns, auto")
     if options.rate is not None:
-        _check_rate(options.rate)
+        check_rate(options.rate)
     if not options.max_gap_s > 0:
         raise EventcountError(f"--max-gap must be a positive duration, not {options.max_gap_s}")
     if not options.max_disorder_s >= 0:
@@ -112,7 +91,7 @@ def _check_options(options: SensorConfig) -> None:
         raise EventcountError("the list of value columns is empty; leave it out to use every numeric column")
 
 
-def _check_rate(rate: float) -> None:
+def check_rate(rate: float) -> None:
     if not (math.isfinite(rate) and rate > 0):
         raise EventcountError(f"--rate must be a positive number of samples per second, not {rate}")
 
@@ -456,32 +435,3 @@ def _uniform(block: np.ndarray, columns: list[int], layout: _Layout, rows: _Rows
         return values, float(options.rate), []
     return to_grid(block[:, columns.index(layout.time_col)], values, layout.time_scale, options, rows.table.name,
                    rows.line, labels, layout.unit_guessed)
-
-
-# ---------------------------------------------------------------------------------------------- npy
-
-
-def _load_npy(path_or_file: str | os.PathLike[str] | IO[bytes], name: str) -> np.ndarray:
-    try:
-        loaded = np.load(path_or_file, allow_pickle=False)
-    except OSError as error:
-        raise EventcountError(f"{name}: cannot read the file ({error.strerror or error})") from error
-    except ValueError as error:
-        raise EventcountError(f"{name}: not a .npy array of numbers ({error})") from error
-    if not isinstance(loaded, np.ndarray):
-        loaded.close()
-        raise EventcountError(f"{name}: an .npz archive, not one array; save a single array with numpy.save")
-    return loaded
-
-
-def _npy_values(array: np.ndarray, name: str) -> np.ndarray:
-    """The array as float64 [n_samples, channels], checked."""
-    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)
-            or array.dtype == np.bool_):
-        raise EventcountError(f"{name}: holds {array.dtype} values; a sensor array must hold real numbers")
-    if array.ndim not in (1, 2):
-        raise EventcountError(f"{name}: array of shape {array.shape}; expected [n_samples] or "
-                              "[n_samples, channels]")
-    if len(array) < 2 or array.size == 0:
-        raise EventcountError(f"{name}: array of shape {array.shape} has fewer than two samples or no channel")
-    return np.array(array, dtype=np.float64).reshape(len(array), -1)

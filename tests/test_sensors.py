@@ -11,7 +11,8 @@ import pytest
 
 from eventcount.config import SensorConfig
 from eventcount.errors import EventcountError
-from eventcount.sensors import read_sensor_csv, read_sensor_npy
+from eventcount.recordings import read_npy
+from eventcount.sensors import read_sensor_csv
 
 
 def write(tmp_path: Path, text: str, name: str = "rec.csv") -> Path:
@@ -316,16 +317,16 @@ def test_bad_options(tmp_path: Path, options: SensorConfig) -> None:
 
 def test_npy_one_and_two_dimensional(tmp_path: Path) -> None:
     np.save(tmp_path / "a.npy", np.arange(10, dtype=np.int16))
-    one = read_sensor_npy(tmp_path / "a.npy", 100.0)
+    one = read_npy(tmp_path / "a.npy", 100.0)
     assert one.data.shape == (10, 1) and one.data.dtype == np.float32 and one.rate == 100.0
     np.save(tmp_path / "b.npy", np.ones((10, 3)))
-    assert read_sensor_npy(tmp_path / "b.npy", 50).data.shape == (10, 3)
+    assert read_npy(tmp_path / "b.npy", 50).data.shape == (10, 3)
 
 
 def test_npy_missing_values_filled(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     np.save(tmp_path / "a.npy", np.array([[0.0, np.nan], [np.nan, 1.0], [2.0, 2.0]]))
     with caplog.at_level(logging.WARNING, logger="eventcount"):
-        signal = read_sensor_npy(tmp_path / "a.npy", 10.0)
+        signal = read_npy(tmp_path / "a.npy", 10.0)
     np.testing.assert_allclose(signal.data, [[0, 1], [1, 1], [2, 2]])
     assert "filled 2 missing value(s)" in caplog.text
 
@@ -342,18 +343,18 @@ def test_npy_missing_values_filled(tmp_path: Path, caplog: pytest.LogCaptureFixt
 def test_npy_errors(tmp_path: Path, array: np.ndarray, expected: str) -> None:
     np.save(tmp_path / "a.npy", array)
     with pytest.raises(EventcountError, match=expected.replace("[", r"\[")):
-        read_sensor_npy(tmp_path / "a.npy", 10.0)
+        read_npy(tmp_path / "a.npy", 10.0)
 
 
 def test_npy_needs_a_rate_and_a_real_file(tmp_path: Path) -> None:
     np.save(tmp_path / "a.npy", np.zeros(5))
     with pytest.raises(EventcountError, match="give its sampling rate with --rate"):
-        read_sensor_npy(tmp_path / "a.npy", None)
+        read_npy(tmp_path / "a.npy", None)
     (tmp_path / "b.npy").write_text("not numpy")
     with pytest.raises(EventcountError, match="b.npy: not a .npy array"):
-        read_sensor_npy(tmp_path / "b.npy", 10.0)
+        read_npy(tmp_path / "b.npy", 10.0)
     with pytest.raises(EventcountError, match="cannot read the file"):
-        read_sensor_npy(tmp_path / "c.npy", 10.0)
+        read_npy(tmp_path / "c.npy", 10.0)
 
 
 def test_sensor_config_rejects_misspelled_keys_and_coerces_numbers(tmp_path: Path) -> None:

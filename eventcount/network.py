@@ -27,8 +27,8 @@ class CausalConvBlock(nn.Module):
     def forward(self, x: torch.Tensor, past: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         """x [B, C, T, F]; past: the previous chunk's last `context` frames (None = zeros)."""
         if past is None:
-            past = x.new_zeros(x.shape[0], x.shape[1], self.context, x.shape[3])
-        padded = torch.cat([past, x], dim=2).contiguous(memory_format=torch.channels_last)
+            past = x.new_zeros(x.shape[0], x.shape[1], self.context, x.shape[3]).to(memory_format=torch.channels_last)
+        padded = torch.cat([past, x], dim=2)
         new_past = padded[:, :, padded.shape[2] - self.context:]
         return F.relu(pool_features(self.conv(padded), self.pool)), new_past
 
@@ -38,9 +38,8 @@ def pool_features(x: torch.Tensor, size: int) -> torch.Tensor:
     `max_pool2d(x, (1, size), ceil_mode=True)` but several times faster on CPU."""
     if size == 1:
         return x
-    if x.shape[-1] % size == 0:
-        return x.unflatten(-1, (x.shape[-1] // size, size)).amax(-1)
-    x = F.pad(x, (0, -x.shape[-1] % size), value=float("-inf"))
+    if x.shape[-1] % size:
+        x = F.pad(x, (0, -x.shape[-1] % size), value=float("-inf"))
     pooled = x[..., 0::size]
     for offset in range(1, size):
         pooled = torch.maximum(pooled, x[..., offset::size])
@@ -83,6 +82,7 @@ class CRNN(nn.Module):
     def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
         state = state or {}
         new_state: State = {}
+        x = x.contiguous(memory_format=torch.channels_last)
         for i, block in enumerate(self.blocks):
             x, new_state[f"conv{i}"] = block(x, state.get(f"conv{i}"))
         b, c, t, f = x.shape

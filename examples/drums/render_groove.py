@@ -38,15 +38,17 @@ import soundfile as sf
 import torch
 import torchaudio.functional as taf
 import yaml
+from accompaniment import Setup, accompany, song_folders
 from hydrogen_kits import HydrogenKit, distractor_hits, find_kit, is_drum_kit, render_hits
 from onsets import hit_onset
 from scipy.signal import fftconvolve
 
 try:
     import mido
-except ImportError:
-    sys.exit("error: reading the Groove MIDI files needs the `mido` package: pip install -e \".[examples]\" "
-             "(or pip install mido)")
+    import pedalboard
+except ImportError as missing:
+    sys.exit(f"error: render_groove.py needs the `{missing.name}` package: pip install -e \".[examples]\" "
+             "(mido reads the Groove MIDI files, pedalboard compresses augmented files)")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SOUNDFONT = "/usr/share/sounds/sf2/FluidR3_GM.sf2"
@@ -131,6 +133,7 @@ class Job:
     distractors: tuple[HydrogenKit, ...] = ()
     distractor_prob: float = 0.0
     vary_instruments: bool = False
+    accompaniment: Setup | None = None
 
     @property
     def stem(self) -> str:
@@ -186,6 +189,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                    help="Hydrogen kits: re-pitch (+-4 semitones), re-level (+-6 dB) and sometimes damp each "
                         "instrument, per file")
     p.add_argument("--overwrite", action="store_true", help="re-render files that already exist")
+    p.add_argument("--accompaniment", type=Path, metavar="DIR",
+                   help="POP909 folder (song folders 001-909): mix song arrangements played with General MIDI "
+                        "instruments under the drums, at the performance's tempo (accompaniment.py)")
+    p.add_argument("--songs", default="1-809", help="POP909 song numbers to take, e.g. 1-809 (default) or 810-909")
+    p.add_argument("--accompaniment-soundfont", action="append", dest="accompaniment_soundfonts", metavar="PATH",
+                   help=f"soundfont for the accompaniment's instruments; repeatable (default: {DEFAULT_SOUNDFONT})")
+    p.add_argument("--accompaniment-share", type=float, default=0.7, help="share of files with accompaniment")
+    p.add_argument("--accompaniment-db", default="-6,12", metavar="LO,HI",
+                   help="accompaniment level against the drums' RMS, dB, drawn per file (default -6,12; 0,0: equal)")
     return p.parse_args(argv)
 
 
@@ -215,6 +227,23 @@ def parse_hydrogen_kit(spec: str, rate: int, drums: bool) -> HydrogenKit:
         sys.exit(f"error: Hydrogen kit {kit.folder} has no kick, snare or hi-hat that its instrument names "
                  "reveal; use it with --distractors instead")
     return kit
+
+
+def accompaniment_setup(args: argparse.Namespace) -> Setup | None:
+    """The --accompaniment options, checked."""
+    if args.accompaniment is None:
+        return None
+    try:
+        songs = song_folders(args.accompaniment, args.songs)
+        low, high = (float(x) for x in args.accompaniment_db.split(","))
+    except ValueError as error:
+        sys.exit(f"error: --accompaniment {args.accompaniment} --songs {args.songs} --accompaniment-db "
+                 f"{args.accompaniment_db}: {error}")
+    soundfonts = tuple(Path(s) for s in args.accompaniment_soundfonts or [DEFAULT_SOUNDFONT])
+    for soundfont in soundfonts:
+        if not soundfont.is_file():
+            sys.exit(f"error: accompaniment soundfont {soundfont} not found")
+    return Setup(tuple(songs), soundfonts, args.accompaniment_share, (low, high), require_fluidsynth())
 
 
 def require_fluidsynth() -> str:
@@ -391,10 +420,12 @@ def label_time(ms: int, note: int, velocity: int, latency: dict[int, list[float]
 
 
 def augment(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
-    """Random EQ, room reverb, noise and gain. Labels stay valid: nothing here delays the dry signal."""
+    """Random EQ, compression, room reverb, noise and gain. Labels stay valid: nothing here delays the dry signal."""
     params: dict = {}
     if rng.random() < 0.8:
         audio, params["eq"] = random_eq(audio, sr, rng)
+    if rng.random() < 0.5:
+        audio, params["compressor"] = compress(audio, sr, rng)
     if rng.random() < 0.7:
         audio, params["reverb"] = room_reverb(audio, sr, rng)
     audio = peak_normalise(audio)
@@ -423,6 +454,17 @@ def random_eq(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.
             wave = taf.equalizer_biquad(wave, sr, freq, gain, Q=q)
         filters.append({"type": kind, "freq_hz": round(freq, 1), "gain_db": round(gain, 2)})
     return wave[0].numpy() / scale, filters
+
+
+def compress(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """Pedalboard's compressor (no lookahead, so no delay): threshold 6-24 dB below the peak, ratio 2-8,
+    attack 1-30 ms, release 50-300 ms, as a mix bus is often squashed."""
+    peak_db = 20 * np.log10(max(float(np.max(np.abs(audio), initial=0.0)), 1e-9))
+    settings = {"threshold_db": round(peak_db - float(rng.uniform(6, 24)), 2),
+                "ratio": round(float(rng.uniform(2, 8)), 2),
+                "attack_ms": round(float(rng.uniform(1, 30)), 2), "release_ms": round(float(rng.uniform(50, 300)), 1)}
+    out = pedalboard.Compressor(**settings)(audio.astype(np.float32)[None], sr)[0]
+    return out.astype(np.float64), settings
 
 
 def room_reverb(audio: np.ndarray, sr: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
@@ -492,6 +534,12 @@ def render_job(job: Job) -> Result:
     audio = peak_normalise(audio)
     if job.distractors and rng.random() < job.distractor_prob:
         audio, params["distractors"] = add_distractors(audio, job, rng)
+    if job.accompaniment is not None:
+        rng_song = np.random.default_rng([*file_seed(job.seed, job.stem), 1])  # leaves the drums' draws alone
+        audio, song = accompany(audio, job.performance.bpm, job.sample_rate, job.accompaniment, rng_song)
+        if song is not None:
+            params["accompaniment"] = song
+            audio = peak_normalise(audio)
     if job.augment:
         audio, augmented = augment(audio, job.sample_rate, rng)
         params.update(augmented)
@@ -621,6 +669,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     kits += [parse_hydrogen_kit(s, args.sample_rate, drums=True) for s in args.hydrogen_kits]
     distractors = tuple(parse_hydrogen_kit(s, args.sample_rate, drums=False) for s in args.distractors)
     performances = load_performances(args.groove, args.split)
+    setup = accompaniment_setup(args)
     args.out.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     calibrations = {kit: calibrate(exe, kit, args.seed, args.sample_rate) for kit in kits if isinstance(kit, Kit)}
@@ -632,7 +681,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     shutil.copy(CLASSES_YAML, args.out / "classes.yaml")
     jobs = [Job(perf, kit, calibrations[kit]["latency_s"] if kit in calibrations else {}, args.out, args.sample_rate,
                 args.subtype, args.augment, args.seed, args.overwrite, exe, distractors, args.distractor_prob,
-                args.vary_instruments)
+                args.vary_instruments, setup)
             for perf, kit in select(performances, kits, args)]
     print(f"rendering {len(jobs)} files to {args.out} with {args.jobs} process(es)", flush=True)
     with multiprocessing.Pool(args.jobs, initializer=init_worker) as pool:

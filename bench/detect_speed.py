@@ -20,7 +20,8 @@ import numpy as np
 import soundfile as sf
 import torch
 
-from eventcount.detection import Detector, DetectSettings, detect_recording
+from eventcount.config import DetectSettings
+from eventcount.detection import Detector, detect_recording
 from eventcount.synthetic import synthetic_recording
 
 

@@ -13,6 +13,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from eventcount.config import DEFAULT_FORMAT
 from eventcount.errors import EventcountError
 
 _detector = None  # the worker process's loaded model
@@ -24,7 +25,7 @@ class Job:
 
     recording: Path
     target: Path | None
-    fmt: str = "tsv"
+    fmt: str = DEFAULT_FORMAT
     activations: Path | None = None  # where to save the probabilities, if wanted
 
 

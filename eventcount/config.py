@@ -152,6 +152,20 @@ def stretch_factors(low: float, high: float) -> list[float]:
     return sorted({round(f, 4) for f in steps})
 
 
+DEFAULT_FORMAT = "tsv"  # event files written by detect, pseudo-label and annotate (`writers.get_writer`)
+
+
+@dataclass(frozen=True)
+class DetectSettings:
+    """How to detect (`detection.detect_recording`): decoding (None: the model's own thresholds), test-time
+    passes, a confidence floor, and sensor-reading options given by the user (over the model's)."""
+
+    decode: DecodeConfig | None = None
+    tta: int = 1
+    min_confidence: float = 0.0
+    sensor: dict[str, Any] = field(default_factory=dict)
+
+
 @dataclass
 class TrainConfig:
     """Training options (`train.train`)."""

@@ -194,7 +194,8 @@ def score_detector(detector, recordings: list[Path], events_dir: Path | None = N
                    class_map: dict[str, str] | None = None, settings=None) -> dict:
     """Detect each recording (`detection.detect_recording`) and score it against its reference event file
     (beside it, or in `events_dir`): the report of `evaluate`. `classes` default to the model's."""
-    from eventcount.detection import DetectSettings, detect_recording
+    from eventcount.config import DetectSettings
+    from eventcount.detection import detect_recording
     from eventcount.recordings import event_file_for
 
     check_tolerance(tolerance_s)

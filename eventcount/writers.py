@@ -11,6 +11,7 @@ from pathlib import Path
 
 from eventcount.annotations import Event
 from eventcount.atomic import atomic_write
+from eventcount.config import DEFAULT_FORMAT
 from eventcount.errors import EventcountError
 
 GM_DRUM_NOTES = {"KD": 36, "SD": 38, "HH": 42}
@@ -101,7 +102,7 @@ def get_writer(fmt: str) -> tuple[str, Callable[..., str | bytes]]:
         raise EventcountError(f"unknown output format {fmt!r}; choose one of {', '.join(WRITERS)}") from None
 
 
-def write_events(path: str | Path, events: list[Event], fmt: str = "tsv", **options: object) -> None:
+def write_events(path: str | Path, events: list[Event], fmt: str = DEFAULT_FORMAT, **options: object) -> None:
     """Write events atomically in format `fmt`."""
     _, writer = get_writer(fmt)
     content = writer(events, **options)

@@ -45,7 +45,8 @@ class Proposals:
             self._thread.join(timeout_s)
 
     def _run(self, order: list[int]) -> None:
-        from eventcount.detection import DetectSettings, detect_recording
+        from eventcount.config import DetectSettings
+        from eventcount.detection import detect_recording
         from eventcount.threads import set_threads
 
         set_threads(1)  # one core for the model: the page stays responsive

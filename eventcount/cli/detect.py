@@ -19,6 +19,7 @@ from eventcount.cli.common import (
     run,
 )
 from eventcount.cli.sensor_flags import sensor_flags
+from eventcount.config import DEFAULT_FORMAT, DetectSettings
 
 
 @app.command()
@@ -27,9 +28,9 @@ def detect(
     inputs: Annotated[list[Path], typer.Argument(help="Recordings or folders of recordings.")],
     model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name (see `eventcount models list`) or a .pt file.", show_default="drums")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (one input, with an extension) or folder.", show_default="standard output")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="tsv, csv, audacity, jams or midi.")] = "tsv",
+    fmt: Annotated[str, typer.Option("--format", help="tsv, csv, audacity, jams or midi.")] = DEFAULT_FORMAT,
     threshold: Annotated[float | None, typer.Option(help="Detection threshold for every class, between 0 and 1.", show_default="the model's")] = None,
-    tta: Annotated[int, typer.Option(help="Average this many time-stretched passes (more accurate, slower).", min=1)] = 1,
+    tta: Annotated[int, typer.Option(help="Average this many time-stretched passes (more accurate, slower).", min=1)] = DetectSettings.tta,
     save_activations: Annotated[bool, typer.Option(help="Also write the probabilities: <name>.activations.npz beside each event file (named after -o FILE).")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing output files.")] = False,
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
@@ -44,7 +45,8 @@ def detect(
     * `eventcount detect songs/ -m my.pt -o events/ --tta 5 -j 2`
     """
     from eventcount.batch import detect_all, make_jobs
-    from eventcount.detection import Detector, DetectSettings
+    from eventcount.config import DetectSettings
+    from eventcount.detection import Detector
     from eventcount.recordings import find_recordings
     from eventcount.threads import plan
 

@@ -16,6 +16,7 @@ from eventcount.cli.common import (
     show_progress,
 )
 from eventcount.cli.sensor_flags import sensor_flags
+from eventcount.config import DEFAULT_FORMAT, DetectSettings
 from eventcount.errors import EventcountError
 
 
@@ -27,8 +28,8 @@ def pseudo_label(
     model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name (see `eventcount models list`) or a .pt file.")] = None,
     jobs: Annotated[int | None, typer.Option(help="Worker processes (default: the number of CPU cores).", min=1)] = None,
     shard: Annotated[str | None, typer.Option(help="Label only part INDEX/COUNT of the recordings, INDEX 0-based (e.g. 0/4 ... 3/4).")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="tsv, csv, audacity, jams or midi.")] = "tsv",
-    tta: Annotated[int, typer.Option(help="Average this many time-stretched passes (more accurate, slower).", min=1)] = 1,
+    fmt: Annotated[str, typer.Option("--format", help="tsv, csv, audacity, jams or midi.")] = DEFAULT_FORMAT,
+    tta: Annotated[int, typer.Option(help="Average this many time-stretched passes (more accurate, slower).", min=1)] = DetectSettings.tta,
     min_confidence: Annotated[float, typer.Option(help="Drop events less confident than this (0 to 1).", min=0.0, max=1.0)] = 0.0,
     overwrite: Annotated[bool, typer.Option(help="Label everything again (default: skip what an earlier run with this model finished). Needed after changing --tta or --min-confidence.")] = False,
     glob: Annotated[str | None, typer.Option(help="Only paths inside a folder or archive that match, e.g. 'disc1/*.wav'.")] = None,

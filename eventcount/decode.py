@@ -139,7 +139,8 @@ class StreamDecoder:
 
     Frame t is tested once frame t + 1 has arrived (a local maximum needs its right neighbour); a kept peak is
     final once no later peak can lie within `min_distance` frames, so an event is decided `max(min_distance,
-    1)` frames after the frame of its peak arrives."""
+    1)` frames after the frame of its peak arrives; it is handed out once no other class can still decide an
+    earlier one, so the events come in `pick_events`' order."""
 
     def __init__(self, frame_rate: float, classes: list[str], config: DecodeConfig, delay_frames: int = 0) -> None:
         self.frame_rate = frame_rate
@@ -151,6 +152,7 @@ class StreamDecoder:
         self.recent = np.zeros((0, len(self.classes)))  # frames [next_test - 1, arrived) (fewer at the start)
         self.next_test = 0  # the first frame not tested yet
         self.arrived = 0
+        self.decided: list[Event] = []  # decided, held back until no earlier event can come
 
     @property
     def decision_frames(self) -> int:
@@ -158,17 +160,30 @@ class StreamDecoder:
         return self.min_distance
 
     def push(self, probs: np.ndarray) -> list[Event]:
-        """Take the next frames' probabilities [n, D]; returns the events decided now, sorted by time."""
+        """Take the next frames' probabilities [n, D]; returns the events now decided and earlier than any event
+        still to come, in `pick_events`' order."""
         self.recent = np.concatenate([self.recent, np.asarray(probs, dtype=np.float64).reshape(-1, len(self.classes))])
         self.arrived += len(probs)
-        return self._decide(self.arrived - 1)
+        self.decided += self._decide(self.arrived - 1)
+        return self._release(self._earliest_undecided())
 
     def finish(self) -> list[Event]:
         """The end of the stream: test the last frame (nothing follows it) and release every kept peak."""
-        events = self._decide(self.arrived)
+        self.decided += self._decide(self.arrived)
         for d, merger in enumerate(self.mergers):
-            events += self._events(d, merger.release())
-        return sorted(events, key=lambda e: (e.time_s, e.label))
+            self.decided += self._events(d, merger.release())
+        return self._release(np.inf)
+
+    def _earliest_undecided(self) -> float:
+        """A time no event still to come can precede: a peak at frame f is timed within a frame of f's centre."""
+        frames = [self.next_test] + [m.pending.frame for m in self.mergers if m.pending is not None]
+        return (min(frames) - 0.5) / self.frame_rate - self.lag_s
+
+    def _release(self, before: float) -> list[Event]:
+        self.decided.sort(key=lambda e: (e.time_s, e.label))
+        count = next((i for i, e in enumerate(self.decided) if e.time_s >= before), len(self.decided))
+        released, self.decided = self.decided[:count], self.decided[count:]
+        return released
 
     def _decide(self, end: int) -> list[Event]:
         """Test frames [next_test, end); frame `end` (if it arrived) serves as their right neighbour."""
@@ -188,7 +203,7 @@ class StreamDecoder:
             events += self._events(d, final + merger.ready(end))
         self.recent = self.recent[end - 1 - first:]
         self.next_test = end
-        return sorted(events, key=lambda e: (e.time_s, e.label))
+        return events
 
     def _events(self, d: int, peaks: list[Peak]) -> list[Event]:
         return [Event(peak.payload[0], self.classes[d], peak.payload[1]) for peak in peaks

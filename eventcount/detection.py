@@ -6,11 +6,12 @@ the tests call: file -> probabilities [T, D] (streamed in blocks, so memory does
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from eventcount.annotations import Event
 from eventcount.atomic import atomic_write
 from eventcount.augment import stretch
 from eventcount.checkpoint import load_model
-from eventcount.config import DecodeConfig, ModelSpec
+from eventcount.config import DEFAULT_FORMAT, DecodeConfig, DetectSettings, ModelSpec
 from eventcount.decode import pick_events
 from eventcount.errors import EventcountError
 from eventcount.features import FeatureExtractor, FeatureState, resample_ratio, working_rate
@@ -27,6 +28,9 @@ from eventcount.network import CRNN
 from eventcount.recordings import audio_rate, is_sensor_file, iter_audio_blocks, read_signal, signal_duration
 from eventcount.signals import Signal
 from eventcount.writers import get_writer, write_events
+
+if TYPE_CHECKING:
+    from eventcount.stream import EventStream
 
 BLOCK_S = 60.0
 RESAMPLE_MARGIN = 512
@@ -106,15 +110,16 @@ class Detector:
 
     def stream_activations(self, path: str | Path, block_s: float = BLOCK_S) -> np.ndarray:
         """Probabilities [T, D] for an audio file read block by block: memory does not grow with its length."""
-        extractor = FeatureExtractor(self.spec.frontend, self.channels)
-        feature_state, network_state, pieces = FeatureState(), None, []
-        blocks = _resampled_blocks(path, working_rate(self.spec.frontend), block_s)
-        for samples in itertools.chain(blocks, [torch.zeros(self.end_padding(extractor))]):
-            features, feature_state = extractor.process(samples, feature_state)
-            if features.shape[1]:
-                probs, network_state = self._run(features, network_state)
-                pieces.append(probs)
-        return np.concatenate(pieces) if pieces else np.zeros((0, len(self.spec.classes)))
+        activations = ActivationStream(self)
+        pieces = [activations.push(samples) for samples in _resampled_blocks(path, activations.rate, block_s)]
+        return np.concatenate([*pieces, activations.finish()])
+
+    def stream(self, sample_rate: float, channels: int = 1, settings: DetectSettings | None = None) -> EventStream:
+        """A live detector: feed it blocks of samples as they arrive and it returns the events decided so far;
+        the events equal `detect_recording`'s on the same recording, whatever the block sizes."""
+        from eventcount.stream import EventStream
+
+        return EventStream(self, sample_rate, channels, settings or DetectSettings())
 
     def file_activations(self, path: str | Path, tta: int = 1, sensor_options: dict | None = None) -> np.ndarray:
         """Probabilities for a file: streamed for audio with one pass, else read whole."""
@@ -144,33 +149,109 @@ class Detector:
                            self.spec.frontend.detection_delay())
 
 
-def _resampled_blocks(path: str | Path, new_rate: float, block_s: float) -> Iterator[torch.Tensor]:
-    """Mono audio blocks resampled to `new_rate`, equal to resampling the whole file at once.
+class ActivationStream:
+    """Working-rate samples -> probabilities [n, D], chunk by chunk: the front end and the network carry their
+    state, so the chunks' probabilities together equal one pass over the whole recording."""
+
+    def __init__(self, detector: Detector) -> None:
+        self.detector = detector
+        self.extractor = FeatureExtractor(detector.spec.frontend, detector.channels)
+        self.rate = working_rate(detector.spec.frontend)
+        self.feature_state, self.network_state = FeatureState(), None
+        self.n_classes = len(detector.spec.classes)
+
+    def push(self, samples: torch.Tensor) -> np.ndarray:
+        """Samples [n] (audio) or [channels, n] (sensors) at the working rate -> the frames they complete."""
+        features, self.feature_state = self.extractor.process(samples, self.feature_state)
+        if not features.shape[1]:
+            return np.zeros((0, self.n_classes))
+        probs, self.network_state = self.detector._run(features, self.network_state)
+        return probs
+
+    def finish(self) -> np.ndarray:
+        """The frames of the silence run after the end (`Detector.end_padding`)."""
+        tail = self.feature_state.tail
+        shape = (*(tail.shape[:-1] if tail is not None else ()), self.detector.end_padding(self.extractor))
+        return self.push(torch.zeros(shape))
+
+
+def resample_margin(ratio: Fraction) -> int:
+    """Input samples the resampling filter reads on either side of an output sample's block of input: the sinc
+    kernel's half width plus one block (torchaudio's `resample`, Kaiser-free sinc, 6 zero crossings, 0.99
+    roll-off), and at least RESAMPLE_MARGIN."""
+    width = math.ceil(6 * ratio.denominator / (min(ratio.numerator, ratio.denominator) * 0.99))
+    return max(RESAMPLE_MARGIN, width + ratio.denominator + 1)
+
+
+class Resampler:
+    """Push-style resampling to `new_rate`: the outputs of every `push` and the final `flush`, joined, equal
+    resampling the whole signal at once (`features.resample`), whatever the block sizes (one sample too).
 
     The buffer always starts on an input sample that maps to a whole output sample, and output is emitted
-    only where the resampling filter saw real input on both sides (RESAMPLE_MARGIN), except at the ends.
+    only where the resampling filter saw real input on both sides (`resample_margin`), except at the ends.
     """
-    buffer, buffer_start, emitted, ratio = np.zeros(0, np.float32), 0, 0, None
+
+    def __init__(self, rate: float, new_rate: float) -> None:
+        self.ratio = Fraction(new_rate / rate).limit_denominator(1000)
+        self.margin = resample_margin(self.ratio)
+        self.buffer: np.ndarray | None = None
+        self.buffer_start = 0  # input sample index of buffer[..., 0]
+        self.emitted = 0  # output samples given out so far
+        self._resample = _cached_resampler(self.ratio)
+
+    def push(self, block: np.ndarray) -> torch.Tensor:
+        """Input samples [n] or [channels, n] -> the output samples now final ([m] or [channels, m])."""
+        block = np.ascontiguousarray(block, dtype=np.float32)
+        if self.ratio == 1:
+            return torch.from_numpy(block.copy())
+        self.buffer = block if self.buffer is None else np.concatenate([self.buffer, block], axis=-1)
+        num, den = self.ratio.numerator, self.ratio.denominator
+        safe_end = (self.buffer_start + self.buffer.shape[-1] - self.margin) * num // den
+        if safe_end <= self.emitted:
+            return torch.zeros((*block.shape[:-1], 0))
+        out = self._span(self.emitted, safe_end)
+        self.emitted = safe_end
+        keep_from = max(0, self.emitted * den // num - self.margin)
+        keep_from -= keep_from % den
+        self.buffer, self.buffer_start = self.buffer[..., keep_from - self.buffer_start:], keep_from
+        return out
+
+    def flush(self) -> torch.Tensor:
+        """The output samples left at the end of the input."""
+        if self.buffer is None or not self.buffer.shape[-1]:
+            return torch.zeros(0) if self.buffer is None else torch.zeros((*self.buffer.shape[:-1], 0))
+        out = self._span(self.emitted, None)
+        self.buffer = self.buffer[..., :0]
+        return out
+
+    def _span(self, first: int, end: int | None) -> torch.Tensor:
+        """Output samples [first, end) of the whole signal's resampling, from the buffer."""
+        out = self._resample(torch.from_numpy(self.buffer))
+        offset = self.buffer_start * self.ratio.numerator // self.ratio.denominator
+        return out[..., first - offset: None if end is None else end - offset]
+
+
+def _cached_resampler(ratio: Fraction) -> Callable[[torch.Tensor], torch.Tensor]:
+    """`features.resample_ratio` with its filter computed once (a stream resamples thousands of short buffers);
+    the same torchaudio functions in the same order, so the same numbers."""
+    try:
+        from torchaudio.functional.functional import _apply_sinc_resample_kernel, _get_sinc_resample_kernel
+    except ImportError:  # another torchaudio layout: compute the filter each time
+        return lambda samples: resample_ratio(samples, ratio)
+    old, new = ratio.denominator, ratio.numerator
+    kernel, width = _get_sinc_resample_kernel(old, new, 1, 6, 0.99, "sinc_interp_hann", None, torch.device("cpu"),
+                                              torch.float32)
+    return lambda samples: _apply_sinc_resample_kernel(samples, old, new, 1, kernel, width)
+
+
+def _resampled_blocks(path: str | Path, new_rate: float, block_s: float) -> Iterator[torch.Tensor]:
+    """Mono audio blocks resampled to `new_rate`, equal to resampling the whole file at once."""
+    resampler = None
     for block, rate in iter_audio_blocks(path, block_s):
-        ratio = Fraction(new_rate / rate).limit_denominator(1000)
-        buffer = np.concatenate([buffer, block])
-        safe_end = (buffer_start + buffer.size - RESAMPLE_MARGIN) * ratio.numerator // ratio.denominator
-        if safe_end <= emitted:
-            continue
-        yield _resample_span(buffer, buffer_start, ratio, emitted, safe_end)
-        emitted = safe_end
-        keep_from = max(0, (emitted * ratio.denominator // ratio.numerator - RESAMPLE_MARGIN))
-        keep_from -= keep_from % ratio.denominator
-        buffer, buffer_start = buffer[keep_from - buffer_start:], keep_from
-    if ratio is not None and buffer.size:
-        yield _resample_span(buffer, buffer_start, ratio, emitted, None)
-
-
-def _resample_span(buffer: np.ndarray, buffer_start: int, ratio: Fraction, first: int, end: int | None) -> torch.Tensor:
-    """Output samples [first, end) of the whole file's resampling, from a buffer starting at input buffer_start."""
-    out = resample_ratio(torch.from_numpy(buffer), ratio)
-    offset = buffer_start * ratio.numerator // ratio.denominator
-    return out[first - offset: None if end is None else end - offset]
+        resampler = resampler or Resampler(rate, new_rate)
+        yield resampler.push(block)
+    if resampler is not None:
+        yield resampler.flush()
 
 
 def save_activations(path: str | Path, probs: np.ndarray, frame_rate: float, classes: list[str],
@@ -186,17 +267,6 @@ def load_activations(path: str | Path) -> tuple[np.ndarray, float, list[str], in
     with np.load(path, allow_pickle=False) as data:
         delay = int(data["detection_delay_frames"]) if "detection_delay_frames" in data else 0
         return data["probabilities"], float(data["frame_rate"]), [str(c) for c in data["classes"]], delay
-
-
-@dataclass(frozen=True)
-class DetectSettings:
-    """How to detect: decoding (None: the model's own thresholds), test-time passes, a confidence floor, and
-    sensor-reading options that override the model's."""
-
-    decode: DecodeConfig | None = None
-    tta: int = 1
-    min_confidence: float = 0.0
-    sensor: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -218,7 +288,7 @@ class Detection:
         return counts
 
 
-def detect_recording(detector: Detector, path: str | Path, settings: DetectSettings = DetectSettings(),
+def detect_recording(detector: Detector, path: str | Path, settings: DetectSettings | None = None,
                      label: str | None = None) -> Detection:
     """Detect the events of one recording file.
 
@@ -227,7 +297,7 @@ def detect_recording(detector: Detector, path: str | Path, settings: DetectSetti
     """
     name = label or str(path)
     try:
-        return _detect(detector, str(path), settings)
+        return _detect(detector, str(path), settings or DetectSettings())
     except EventcountError as error:
         if label is None:
             raise
@@ -249,12 +319,12 @@ def _detect(detector: Detector, path: str, settings: DetectSettings) -> Detectio
                      detector.spec.frontend.detection_delay())
 
 
-def write_detection(detection: Detection, target: str | Path, fmt: str = "tsv") -> None:
+def write_detection(detection: Detection, target: str | Path, fmt: str = DEFAULT_FORMAT) -> None:
     """Write a detection's events to `target` in format `fmt`, atomically."""
     write_events(target, detection.events, fmt, duration_s=detection.duration_s)
 
 
-def detection_text(detection: Detection, fmt: str = "tsv") -> str:
+def detection_text(detection: Detection, fmt: str = DEFAULT_FORMAT) -> str:
     """A detection's events as text (for standard output); binary formats need a file."""
     content = get_writer(fmt)[1](detection.events, duration_s=detection.duration_s)
     if isinstance(content, bytes):

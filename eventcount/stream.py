@@ -1,0 +1,193 @@
+"""The streaming detector: blocks of samples in, events out as soon as they are decided (`Detector.stream`).
+
+A stream is the file path cut into pieces: the same push resampler (`detection.Resampler`), the same front end
+and network with carried state (`detection.ActivationStream`) and a decoder that decides each event once no
+later frame can change it (`decode.StreamDecoder`). So its events equal `detect_recording`'s on the same
+recording, whatever the block sizes; what the stream adds is latency (`EventStream.latency_s`).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+import numpy as np
+
+from eventcount.annotations import Event
+from eventcount.config import DetectSettings
+from eventcount.decode import StreamDecoder
+from eventcount.detection import ActivationStream, Detector, Resampler
+from eventcount.errors import EventcountError
+from eventcount.features import working_rate
+from eventcount.stream_input import open_pcm_stream
+from eventcount.writers import get_writer, write_events
+
+
+class EventStream:
+    """Detects events in a live signal: `feed(block)` returns the events decided so far, `finish()` the rest.
+
+    Blocks are float samples at `sample_rate`, [n] or [n, channels]; audio is mixed to mono (as files are),
+    sensor channels are kept. Times are seconds from the first sample fed.
+    """
+
+    def __init__(self, detector: Detector, sample_rate: float, channels: int = 1,
+                 settings: DetectSettings | None = None) -> None:
+        settings = settings or DetectSettings()
+        if settings.tta > 1:
+            raise EventcountError("--tta needs the whole recording (stretched copies); a stream runs one pass")
+        if not (sample_rate > 0 and channels >= 1):
+            raise EventcountError(f"a stream needs a positive sample rate and channel count, not {sample_rate:g} Hz "
+                                  f"and {channels} channel(s)")
+        spec = detector.spec
+        self.sample_rate, self.channels = float(sample_rate), channels
+        self.audio = spec.frontend.kind == "audio"
+        self.resampler = Resampler(sample_rate, working_rate(spec.frontend))
+        self.activations = ActivationStream(detector)
+        self.decoder = StreamDecoder(spec.frontend.frame_rate, list(spec.classes), settings.decode or spec.decode,
+                                     spec.frontend.detection_delay())
+        self.min_confidence = settings.min_confidence
+        self.frame_rate = spec.frontend.frame_rate
+        self.lookahead_frames = spec.frontend.detection_delay()
+        self.samples = 0
+        self.finished = False
+
+    @property
+    def duration_s(self) -> float:
+        """Seconds of signal fed so far."""
+        return self.samples / self.sample_rate
+
+    @property
+    def latency_s(self) -> float:
+        """How long after an event its decision can come at the earliest (compute and block size not counted):
+        the model's lookahead (detection delay), the frames the decoder waits for a stronger peak nearby, the
+        half frame from an event's time to the end of its frame, and the resampling filter's look-ahead."""
+        frames = self.lookahead_frames + self.decoder.decision_frames + 0.5
+        margin = 0 if self.resampler.ratio == 1 else self.resampler.margin / self.sample_rate
+        return frames / self.frame_rate + margin
+
+    def feed(self, block: np.ndarray) -> list[Event]:
+        """Take the next block of samples; returns the events decided now (sorted by time)."""
+        if self.finished:
+            raise EventcountError("the stream is finished; start a new one")
+        samples = self._samples(block)
+        self.samples += samples.shape[-1]
+        return self._decode(self.decoder.push(self.activations.push(self.resampler.push(samples))))
+
+    def finish(self) -> list[Event]:
+        """The end of the signal: flush the resampler, run the model's lookahead of silence (as the file path
+        does) and release the decoder's last peaks. Returns the remaining events; later calls return []."""
+        if self.finished or self.samples == 0:
+            self.finished = True
+            return []
+        self.finished = True
+        probs = np.concatenate([self.activations.push(self.resampler.flush()), self.activations.finish()])
+        return self._decode(self.decoder.push(probs) + self.decoder.finish())
+
+    def _samples(self, block: np.ndarray) -> np.ndarray:
+        """A block as the front end takes it: mono [n] for audio, [channels, n] for sensors (float32)."""
+        data = np.asarray(block, dtype=np.float32)
+        if data.ndim == 1 and self.channels == 1:
+            data = data[:, None]
+        if data.ndim != 2 or data.shape[1] != self.channels:
+            raise EventcountError(f"a block of shape {tuple(data.shape)}; this stream takes [n] or "
+                                  f"[n, {self.channels}] samples")
+        bad = np.flatnonzero(~np.isfinite(data).all(axis=1))
+        if bad.size:
+            at = self.samples + int(bad[0])
+            raise EventcountError(f"sample {at} (at {at / self.sample_rate:.3f} s) is NaN or infinite")
+        return data.mean(axis=1) if self.audio else np.ascontiguousarray(data.T)
+
+    def _decode(self, events: list[Event]) -> list[Event]:
+        return [e for e in events if e.confidence is None or e.confidence >= self.min_confidence]
+
+
+def run_stream(stream: EventStream, blocks: Iterable[np.ndarray], emit: Callable[[list[Event]], None]) -> bool:
+    """Feed `blocks` to `stream`, handing each batch of decided events to `emit`, then finish the stream.
+
+    Ctrl-C (SIGINT) ends the input like the end of the stream: the final events are still emitted. It is held
+    back while `emit` runs, so a batch is never half written. Returns whether the input was interrupted.
+    """
+    interrupted = False
+    try:
+        for block in blocks:
+            events = stream.feed(block)
+            with _sigint_held():
+                emit(events)
+    except KeyboardInterrupt:
+        interrupted = True
+    with _sigint_held():
+        emit(stream.finish())
+    return interrupted
+
+
+class _sigint_held:
+    """Delay SIGINT (Ctrl-C) until the block ends (main thread on POSIX; elsewhere a no-op)."""
+
+    def __enter__(self) -> None:
+        self.held = False
+        try:
+            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+            self.held = True
+        except (AttributeError, ValueError, OSError):
+            pass
+
+    def __exit__(self, *exc: object) -> None:
+        if self.held:
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
+STREAM_FORMATS = ("tsv", "csv", "audacity")  # one line per event: written as events are decided
+
+
+class EventSink:
+    """Where a stream's events go as they are decided: lines on a text stream or appended to a file, flushed
+    at once (`STREAM_FORMATS`); formats that need the whole list (jams, midi) are written to `target` when the
+    stream ends, atomically."""
+
+    def __init__(self, fmt: str, target: Path | None = None, out: TextIO | None = None, overwrite: bool = False):
+        _, self.render = get_writer(fmt)
+        self.fmt, self.target, self.events = fmt, target, []
+        self.lines = fmt in STREAM_FORMATS
+        if not self.lines and target is None:
+            raise EventcountError(f"format {fmt} needs the whole list of events; give -o FILE (written when the "
+                                  "stream ends) or use one of " + ", ".join(STREAM_FORMATS))
+        if target is not None and target.exists() and not overwrite:
+            raise EventcountError(f"{target} exists; use --overwrite to replace it")
+        self.handle: TextIO | None = None
+        if self.lines:
+            self.header = str(self.render([]))
+            self.handle = out if target is None else open(target, "w", encoding="utf-8")  # noqa: SIM115
+            self.handle.write(self.header)
+            self.handle.flush()
+
+    def write(self, events: list[Event]) -> None:
+        """Hand on a batch of decided events."""
+        self.events += events
+        if self.handle is not None and events:
+            self.handle.write("".join(str(self.render([e]))[len(self.header):] for e in events))
+            self.handle.flush()
+
+    def close(self, duration_s: float | None = None) -> None:
+        """The stream ended: close the file, or write the whole-list format."""
+        if self.handle is not None and self.target is not None:
+            self.handle.close()
+        elif not self.lines and self.target is not None:
+            write_events(self.target, self.events, self.fmt, duration_s=duration_s)
+
+
+def detect_pcm_stream(detector: Detector, source: BinaryIO, sink: EventSink, settings: DetectSettings | None = None,
+                      name: str = "standard input", rate: float | None = None, channels: int | None = None,
+                      sample_format: str | None = None) -> EventStream:
+    """Detect events in audio arriving on a byte stream (a WAV stream, or raw PCM when `sample_format` is
+    given), handing them to `sink` as they are decided, until the stream ends or Ctrl-C. Returns the stream."""
+    if detector.spec.frontend.kind != "audio":
+        raise EventcountError(f"model {detector.name} reads sensor signals; pipe it CSV lines, not audio")
+    layout, blocks = open_pcm_stream(source, name, rate, channels, sample_format)
+    stream = detector.stream(layout.rate, layout.channels, settings)
+    run_stream(stream, blocks, sink.write)
+    if stream.samples == 0:
+        raise EventcountError(f"{name}: the stream contains no samples")
+    sink.close(stream.duration_s)
+    return stream

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from eventcount.checkpoint import read_model_file
-from eventcount.config import SensorConfig
-from eventcount.detection import Detector, DetectSettings, detect_recording
+from eventcount.config import DetectSettings, SensorConfig
+from eventcount.detection import Detector, detect_recording
 from eventcount.errors import EventcountError
 from eventcount.recordings import read_signal
 
@@ -70,41 +70,38 @@ def segment_events(detector: Detector, signal) -> list[float]:
     return [start + e.time_s for start, part in signal.segments() for e in detector.decode(detector.activations(part))]
 
 
+def assert_repaired(steps: Detector, tmp_path: Path, caplog: pytest.LogCaptureFixture, messy_rows: np.ndarray,
+                    warning: str) -> None:
+    """The messy log gives one warning, the clean log's data exactly, and the clean log's events."""
+    clean = write_log(tmp_path / "clean.csv", walk_log())
+    messy = write_log(tmp_path / "messy.csv", messy_rows)
+    with caplog.at_level("WARNING"):
+        signal = read(messy)
+    assert [r.getMessage() for r in caplog.records] == [f"{messy}: {warning}"]
+    np.testing.assert_array_equal(signal.data, read(clean).data)
+    assert times(steps, messy) == times(steps, clean) == segment_events(steps, signal)
+
+
 def test_repeated_timestamps_are_merged_with_one_warning(steps: Detector, tmp_path: Path,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     rows = walk_log()
-    clean = write_log(tmp_path / "clean.csv", rows)
     repeated = np.insert(rows, [100, 500, 501, 1700], rows[[99, 499, 500, 1699]], axis=0)  # batched duplicates
-    messy = write_log(tmp_path / "messy.csv", repeated)
-    with caplog.at_level("WARNING"):
-        signal = read(messy)
-    assert [r.getMessage() for r in caplog.records] == [
-        f"{messy}: merged 4 row(s) repeating the timestamp of the row before (values averaged)"]
-    np.testing.assert_array_equal(signal.data, read(clean).data)
-    assert times(steps, messy) == times(steps, clean) == segment_events(steps, signal)
+    assert_repaired(steps, tmp_path, caplog, repeated,
+                    "merged 4 row(s) repeating the timestamp of the row before (values averaged)")
     averaged = rows.copy()
     averaged[1000, 1:] += 1.0
     pair = np.insert(averaged, 1001, rows[1000], axis=0)  # same time, different values: their mean is kept
     merged = read(write_log(tmp_path / "pair.csv", pair))
-    assert merged.data.shape == read(clean).data.shape
-    expected = np.linalg.norm(rows[1000, 1:] + 0.5)
-    assert merged.data[1000, 0] == pytest.approx(expected, abs=1e-4)
+    assert merged.data.shape == (len(rows), 1)
+    assert merged.data[1000, 0] == pytest.approx(np.linalg.norm(rows[1000, 1:] + 0.5), abs=1e-4)
 
 
 def test_rows_slightly_out_of_order_are_sorted(steps: Detector, tmp_path: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
-    rows = walk_log()
-    clean = write_log(tmp_path / "clean.csv", rows)
-    shuffled = rows.copy()
+    shuffled = walk_log()
     for k in (50, 900, 1500):  # a row written after the next two (20 ms late), as batched sensors do
         shuffled[[k, k + 1, k + 2]] = shuffled[[k + 1, k + 2, k]]
-    messy = write_log(tmp_path / "messy.csv", shuffled)
-    with caplog.at_level("WARNING"):
-        signal = read(messy)
-    assert [r.getMessage() for r in caplog.records] == [
-        f"{messy}: sorted 3 row(s) that were out of order by up to 20 ms"]
-    np.testing.assert_array_equal(signal.data, read(clean).data)
-    assert times(steps, messy) == times(steps, clean)
+    assert_repaired(steps, tmp_path, caplog, shuffled, "sorted 3 row(s) that were out of order by up to 20 ms")
 
 
 def test_badly_disordered_rows_are_an_error_naming_the_lines(tmp_path: Path) -> None:

@@ -82,6 +82,9 @@ def main() -> None:
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     print(f"counted in {total:.1f} s: {len(counts) / total:.1f} clips/s; per clip median "
           f"{statistics.median(took) * 1000:.0f} ms, 95th percentile {np.percentile(took, 95) * 1000:.0f} ms")
+    tenth = max(1, len(took) // 10)
+    print(f"median of the first {tenth} clips {statistics.median(took[:tenth]) * 1000:.0f} ms, of the last "
+          f"{tenth} {statistics.median(took[-tenth:]) * 1000:.0f} ms (a page that slowed down would show here)")
     print(f"labels.csv matches the true counts: {written == counts}")
 
 

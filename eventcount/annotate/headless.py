@@ -39,15 +39,19 @@ def chromium(user_data_dir: Path, width: int = 1200, height: int = 900) -> Any:
 
 
 def wait_for(driver: Any, script: str, timeout_s: float = 15.0, poll_s: float = 0.005) -> Any:
-    """Run `script` (a JavaScript expression) in the page until it is truthy; its value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = driver.execute_script(f"return {script};")
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"the page never satisfied: {script}")
-        time.sleep(poll_s)
+    """Wait until `script` (a JavaScript expression) is truthy in the page; its value. The page checks it
+    itself every `poll_s`, so waiting costs no round trips through the driver."""
+    from selenium.common.exceptions import TimeoutException
+
+    driver.set_script_timeout(timeout_s)
+    check = (f"const done = arguments[arguments.length - 1];"
+             f"const check = () => {{ const value = ({script}); if (value) done(value);"
+             f" else setTimeout(check, {poll_s * 1000:g}); }};"
+             "check();")
+    try:
+        return driver.execute_async_script(check)
+    except TimeoutException:
+        raise TimeoutError(f"the page never satisfied: {script}") from None
 
 
 def wait_clip(driver: Any, index: int, timeout_s: float = 15.0) -> None:

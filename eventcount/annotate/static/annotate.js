@@ -133,14 +133,30 @@ function tick() {
 
 const canvas = $("plot");
 
+const layer = document.createElement("canvas");  // everything but the playhead, redrawn only when it changes
+
 function draw() {
   if (!ui.clip) return;
   const ratio = window.devicePixelRatio || 1;
   const width = Math.round(canvas.clientWidth * ratio);
   const height = Math.round(canvas.clientHeight * ratio);
   if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
+  if (layer.width !== width || layer.height !== height) drawLayer();
   const g = canvas.getContext("2d");
   g.clearRect(0, 0, width, height);
+  g.drawImage(layer, 0, 0);
+  const length = player.length();
+  g.fillStyle = "#111827";
+  g.fillRect((Math.min(player.time(), length) / length) * width - ratio / 2, 0, ratio, height - 18 * ratio);
+}
+
+function drawLayer() {
+  const ratio = window.devicePixelRatio || 1;
+  const width = Math.round(canvas.clientWidth * ratio);
+  const height = Math.round(canvas.clientHeight * ratio);
+  layer.width = width;
+  layer.height = height;
+  const g = layer.getContext("2d");
   const length = player.length();
   const x = (seconds) => (seconds / length) * width;
   const axis = 18 * ratio;
@@ -148,19 +164,16 @@ function draw() {
   const channels = ui.clip.plot.channels;
   const band = (height - axis) / channels.length;
   channels.forEach((channel, c) => drawChannel(g, channel, c * band, band, width, ui.clip.sensor));
-  (ui.clip.proposal ? ui.clip.proposal.events : []).forEach(([t, label]) => {
+  (ui.clip.proposal ? ui.clip.proposal.events : []).forEach(([t]) => {
     g.fillStyle = "#9aa1ad";
     g.fillRect(x(t) - ratio, 0, 2 * ratio, 10 * ratio);
   });
   g.font = `${11 * ratio}px sans-serif`;
   ui.taps.forEach(([t, label]) => {
-    const color = COLORS[ui.info.classes.indexOf(label) % COLORS.length];
-    g.fillStyle = color;
+    g.fillStyle = COLORS[ui.info.classes.indexOf(label) % COLORS.length];
     g.fillRect(x(t) - ratio, 12 * ratio, 2 * ratio, height - axis - 12 * ratio);
     g.fillText(label, x(t) + 3 * ratio, 24 * ratio);
   });
-  g.fillStyle = "#111827";
-  g.fillRect(x(Math.min(player.time(), length)) - ratio / 2, 0, ratio, height - axis);
 }
 
 function drawGrid(g, length, x, height, axis, ratio) {
@@ -285,6 +298,7 @@ function render() {
   });
   $("loop").classList.toggle("on", player.loop);
   $("rate").textContent = `${player.rate}×`;
+  drawLayer();
   draw();
 }
 
@@ -415,7 +429,7 @@ $("slower").addEventListener("click", cycleRate);
 $("previous").addEventListener("click", () => { if (ui.index > 0) show(ui.index - 1); });
 $("skip").addEventListener("click", skip);
 $("next").addEventListener("click", next);
-window.addEventListener("resize", draw);
+window.addEventListener("resize", () => { drawLayer(); draw(); });
 // buttons give the focus back, so Space and Enter keep meaning replay and next
 document.querySelectorAll("button").forEach((b) => b.addEventListener("click", () => b.blur()));
 

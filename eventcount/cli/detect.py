@@ -36,6 +36,8 @@ def detect(
     device: Annotated[str, typer.Option(help="cpu, cuda or auto.")] = "cpu",
     threads: ThreadsOpt = None, jobs: JobsOpt = None,
     sensor: dict | None = None,
+    channels: Annotated[int, typer.Option(help="Raw PCM on standard input: interleaved channels.", min=1, rich_help_panel="Standard input (-)")] = 1,
+    sample_format: Annotated[str | None, typer.Option(help="Raw PCM on standard input: s16le, s32le or f32le, at --rate; without it standard input is a WAV stream.", rich_help_panel="Standard input (-)")] = None,
 ) -> None:
     """Detect events with a trained model.
 
@@ -43,6 +45,8 @@ def detect(
 
     * `eventcount detect song.wav` — default drum model, events to stdout
     * `eventcount detect songs/ -m my.pt -o events/ --tta 5 -j 2`
+    * `sox -d -t wav - | eventcount detect -` — live: each event printed as soon as it is decided
+    * `eventcount detect - --rate 44100 --channels 2 --sample-format s16le < take.raw`
     """
     from eventcount.batch import detect_all, make_jobs
     from eventcount.config import DetectSettings
@@ -56,6 +60,9 @@ def detect(
     decode = None if threshold is None else dataclasses.replace(detector.spec.decode, threshold=threshold, thresholds={})
     settings = DetectSettings(decode=decode, tta=tta,
                               sensor=sensor or {})
+    if [str(p) for p in inputs] == ["-"]:
+        _detect_stdin(detector, settings, output, fmt, overwrite, channels, sample_format)
+        return
     files = run(find_recordings, inputs, detector.spec.frontend.kind)
     single = len(files) == 1 and not inputs[0].is_dir()
     if not single and output is None:
@@ -82,3 +89,13 @@ def detect(
         if len(files) > 1:
             error(f"{failures} of {len(files)} recordings failed")
         raise typer.Exit(1)
+
+
+def _detect_stdin(detector, settings: DetectSettings, output: Path | None, fmt: str, overwrite: bool, channels: int,
+                  sample_format: str | None) -> None:
+    """`detect -`: events from a stream on standard input, each line printed as soon as it is decided."""
+    from eventcount.stream import EventSink, detect_pcm_stream
+
+    sink = run(EventSink, fmt, output, sys.stdout, overwrite)
+    run(detect_pcm_stream, detector, sys.stdin.buffer, sink, settings, "standard input",
+        settings.sensor.get("rate"), channels, sample_format)

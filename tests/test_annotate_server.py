@@ -300,3 +300,26 @@ def test_model_proposes_counts_per_clip(recordings: list[Path], tmp_path: Path, 
         inside = [e for e in detected[clip.recording] if clip.start_s <= e.time_s < clip.end_s]
         assert proposal["counts"] == [sum(e.label == c for e in inside) for c in ("low", "mid", "high")]
     assert not (tmp_path / "labels.csv").exists()  # a proposal is not an answer
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["missing.wav", "--classes", "KD"], "missing.wav: no such file or directory"),
+    (["rec/a.wav"], "give the classes to count"),
+    (["rec/a.wav", "--classes", "KD", "--window", "0s"], "--window must be a duration > 0"),
+])
+def test_cli_errors_are_one_line(recordings: list[Path], tmp_path: Path, monkeypatch, args: list[str],
+                                 message: str) -> None:
+    from typer.testing import CliRunner
+
+    from eventcount.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, ["annotate", *args, "-o", "labels.csv", "--no-browser"])
+    assert result.exit_code == 1 and message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "labels.csv").exists()
+
+
+def test_a_busy_port_is_a_clear_error(client: Client, recordings: list[Path], tmp_path: Path) -> None:
+    annotation = open_annotation(recordings, tmp_path / "other.csv", ["KD"], 2.0)
+    with pytest.raises(EventcountError, match=f"cannot listen on 127.0.0.1:{client.port}"):
+        AnnotationServer(annotation, port=client.port)

@@ -54,6 +54,12 @@ def test_count_tap_kill_restart_finish(tmp_path: Path, driver) -> None:
             press(driver, keys)
             press(driver, Keys.ENTER)
             wait_clip(driver, index + 1)
+        press(driver, Keys.ARROW_LEFT)  # back to the clip just counted: its answer, not a stale copy
+        wait_clip(driver, 2)
+        assert driver.execute_script("return [...document.querySelectorAll('td.count')].map(c => c.textContent)") \
+            == ["12", "0"]
+        press(driver, Keys.ARROW_RIGHT)
+        wait_clip(driver, 3)
         wait_for(driver, "!document.getElementById('audio').paused && document.getElementById('audio').currentTime > 0")
         for key in "asa":  # tap along on clip 3 (b.wav 0-2 s): KD, SD, KD
             press(driver, key)

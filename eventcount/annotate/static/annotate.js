@@ -38,13 +38,14 @@ function fetchClip(index) {
     ui.prefetched.delete(index);
     return ready;
   }
-  return api(`/api/clips/${index}`);
+  return ui.queue.then(() => api(`/api/clips/${index}`));  // after the saves sent so far: never a stale answer
 }
 
 function save() {
   const index = ui.index;
   const body = JSON.stringify({ counts: ui.counts.slice(), taps: ui.taps.map((t) => [t[0], t[1]]) });
   ui.saved = true;
+  ui.prefetched.delete(index);
   const last = ui.waiting[ui.waiting.length - 1];
   if (last && last.index === index) { last.body = body; return ui.queue; }  // not sent yet: send the newest
   const item = { index, body };
@@ -260,7 +261,7 @@ async function show(index) {
   player.clockOffset = 0;
   player.fromStart();
   if (index + 1 < ui.info.clips && !ui.prefetched.has(index + 1)) {
-    ui.prefetched.set(index + 1, api(`/api/clips/${index + 1}`));
+    ui.prefetched.set(index + 1, ui.queue.then(() => api(`/api/clips/${index + 1}`)));
     ui.prefetched.get(index + 1).catch(() => ui.prefetched.delete(index + 1));
   }
   if (clip.proposal && clip.proposal.state === "pending") setTimeout(() => refreshProposal(index), 1000);

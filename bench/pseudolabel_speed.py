@@ -2,10 +2,12 @@
 
     python bench/pseudolabel_speed.py                      # 200 x 30 s synthetic recordings, random-init model
     python bench/pseudolabel_speed.py --model drums.pt --recordings 400 --jobs 1,2,4
+    python bench/pseudolabel_speed.py --recordings 20 --engines local,ray   # the Ray engine beside the local one
 
 Prints a markdown table: audio hours labelled per wall-clock minute, and peak memory of the whole process tree
 (the sum of the resident sizes of the command and its workers, sampled every 0.2 s; shared library pages are
-counted once per process, so this overstates what the tree really holds) next to the largest single process.
+counted once per process, so this overstates what the tree really holds), the largest single process, and the
+largest worker (a local worker process or a Ray actor). A Ray run's wall time includes starting a local Ray.
 """
 
 from __future__ import annotations
@@ -78,37 +80,51 @@ def _rss_mb(pid: int) -> float:
     return 0.0
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Summed resident memory of a process and all its descendants (Linux /proc; 0 elsewhere)."""
-    total, stack = 0.0, [pid]
+def _is_worker(pid: int) -> bool:
+    """A local worker process (multiprocessing spawn) or a Ray actor of the labelling job."""
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
+    except OSError:
+        return False
+    return b"multiprocessing.spawn" in command or command.startswith(b"ray::LabelActor")
+
+
+def tree_rss_mb(pid: int) -> tuple[float, float]:
+    """Summed resident memory of a process and all its descendants, and the largest worker's (Linux /proc)."""
+    total, worker, stack = 0.0, 0.0, [pid]
     while stack:
         current = stack.pop()
-        total += _rss_mb(current)
+        rss = _rss_mb(current)
+        total += rss
+        worker = max(worker, rss) if current != pid and _is_worker(current) else worker
         stack += _children(current)
-    return total
+    return total, worker
 
 
 @dataclass
 class Run:
+    engine: str
     jobs: int
     recordings: int
     audio_h: float
     wall_s: float
     tree_peak_mb: float
     process_peak_mb: float
+    worker_peak_mb: float
 
 
-def run_once(archive: Path, model: Path, outdir: Path, jobs: int) -> Run:
-    """Run the CLI in a subprocess, sampling its process tree's memory while it runs."""
-    command = [*CLI, "-q", "pseudo-label", str(archive), "-m", str(model), "-o", str(outdir), "--jobs", str(jobs)]
-    peak, finished = [0.0], threading.Event()
+def run_once(source: Path, model: str | Path, outdir: Path, jobs: int, extra: list[str] | None = None) -> Run:
+    """Run the CLI in a subprocess (with `extra` options), sampling its process tree's memory while it runs."""
+    command = [*CLI, "-q", "pseudo-label", str(source), "-m", str(model), "-o", str(outdir), "--jobs", str(jobs),
+               *(extra or [])]
+    peak, finished = [0.0, 0.0], threading.Event()
     with tempfile.TemporaryFile("w+") as errors:
         started = time.perf_counter()
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=errors)
 
         def sample() -> None:
             while not finished.wait(0.2):
-                peak[0] = max(peak[0], tree_rss_mb(process.pid))
+                peak[:] = map(max, peak, tree_rss_mb(process.pid))
 
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
@@ -121,7 +137,8 @@ def run_once(archive: Path, model: Path, outdir: Path, jobs: int) -> Run:
             errors.seek(0)
             raise SystemExit(f"pseudo-label --jobs {jobs} failed ({process.returncode}):\n{errors.read()}")
     largest_mb = usage.ru_maxrss / 1024 / (1024 if sys.platform == "darwin" else 1)  # KiB on Linux, bytes on macOS
-    return Run(jobs, *_manifest_totals(outdir), wall_s, peak[0], largest_mb)
+    engine = extra[extra.index("--engine") + 1] if extra and "--engine" in extra else "local"
+    return Run(engine, jobs, *_manifest_totals(outdir), wall_s, peak[0], largest_mb, peak[1])
 
 
 def _manifest_totals(outdir: Path) -> tuple[int, float]:
@@ -132,11 +149,12 @@ def _manifest_totals(outdir: Path) -> tuple[int, float]:
 
 
 def table(runs: list[Run]) -> str:
-    lines = ["| jobs | recordings | audio hours | wall s | audio h per wall min | peak RSS MB (tree) | "
-             "largest process RSS MB |", "|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| engine | jobs | recordings | audio hours | wall s | audio h per wall min | peak RSS MB (tree) | "
+             "largest process RSS MB | largest worker RSS MB |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in runs:
-        lines.append(f"| {r.jobs} | {r.recordings} | {r.audio_h:.2f} | {r.wall_s:.1f} | "
-                     f"{r.audio_h / (r.wall_s / 60):.3f} | {r.tree_peak_mb:.0f} | {r.process_peak_mb:.0f} |")
+        lines.append(f"| {r.engine} | {r.jobs} | {r.recordings} | {r.audio_h:.2f} | {r.wall_s:.1f} | "
+                     f"{r.audio_h / (r.wall_s / 60):.3f} | {r.tree_peak_mb:.0f} | {r.process_peak_mb:.0f} | "
+                     f"{r.worker_peak_mb:.0f} |")
     return "\n".join(lines)
 
 
@@ -151,6 +169,7 @@ def main() -> None:
     parser.add_argument("--recordings", type=int, default=200)
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per recording")
     parser.add_argument("--jobs", default="1,2", help="comma-separated --jobs values to time")
+    parser.add_argument("--engines", default="local", help="comma-separated engines to time: local, ray")
     parser.add_argument("--model", type=Path, help="a model file (default: random init, default size)")
     parser.add_argument("--workdir", type=Path, help="keep the archive and outputs here (default: a temp dir)")
     args = parser.parse_args()
@@ -165,9 +184,10 @@ def main() -> None:
         print(f"generated {args.recordings} x {args.duration:g} s in {time.perf_counter() - started:.0f} s "
               f"({archive.stat().st_size / 1e6:.0f} MB archive)", file=sys.stderr)
         runs = []
-        for jobs in (int(j) for j in args.jobs.split(",")):
-            runs.append(run_once(archive, model, work / f"out-jobs{jobs}", jobs))
-            print(f"--jobs {jobs}: {runs[-1].wall_s:.1f} s", file=sys.stderr)
+        for engine in args.engines.split(","):
+            for jobs in (int(j) for j in args.jobs.split(",")):
+                runs.append(run_once(archive, model, work / f"out-{engine}-{jobs}", jobs, ["--engine", engine]))
+                print(f"--engine {engine} --jobs {jobs}: {runs[-1].wall_s:.1f} s", file=sys.stderr)
     print(f"Machine: {machine()}\n")
     print(table(runs))
 

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from eventcount import __version__
 from eventcount.errors import EventcountError
@@ -28,7 +29,7 @@ log = logging.getLogger("eventcount")
 
 def error(message: str) -> None:
     """Print one error line (also with -q)."""
-    problems.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    problems.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # file names may hold [x]
 
 
 def fail(message: str, code: int = 1) -> None:

@@ -26,7 +26,7 @@ def pseudo_label(
     sources: Annotated[list[Path], typer.Argument(help="Recordings, folders and .tar/.tar.gz/.tgz/.zip archives; with --merge: the shards' output folders.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (with --merge: a folder or a .jsonl file for the merged manifest).")],
     model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name (see `eventcount models list`) or a .pt file.")] = None,
-    jobs: Annotated[int | None, typer.Option(help="Worker processes (default: the number of CPU cores).", min=1)] = None,
+    jobs: Annotated[int | None, typer.Option(help="Worker processes, or Ray actors with --engine ray (default: the idle CPU cores; with Ray, one per CPU of the cluster).", min=1)] = None,
     shard: Annotated[str | None, typer.Option(help="Label only part INDEX/COUNT of the recordings, INDEX 0-based (e.g. 0/4 ... 3/4).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="tsv, csv, audacity, jams or midi.")] = DEFAULT_FORMAT,
     tta: Annotated[int, typer.Option(help="Average this many time-stretched passes (more accurate, slower).", min=1)] = DetectSettings.tta,
@@ -102,8 +102,10 @@ def _label_with_progress(sources: list[Path], model: str | None, output: Path, o
 
 
 def _print_problems(kind: str, style: str, lines: list[str], limit: int = 20) -> None:
-    for line in lines[:limit]:
-        err.print(f"[{style}]{kind}:[/] {line}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    for line in lines[:limit]:  # keys and messages may hold [brackets]: printed, not read as markup
+        err.print(f"[{style}]{kind}:[/] {escape(line)}", highlight=False, soft_wrap=True)
     if len(lines) > limit:
         err.print(f"... and {len(lines) - limit} more {kind} (see the manifest)")
 

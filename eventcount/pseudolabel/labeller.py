@@ -19,7 +19,7 @@ from eventcount.errors import EventcountError
 from eventcount.pseudolabel.manifest import ManifestEntry
 from eventcount.pseudolabel.sources import Problem, label_name, label_path
 from eventcount.pseudolabel.spool import Readable
-from eventcount.writers import get_writer, write_events
+from eventcount.writers import get_writer
 
 _TEMP_FILE = re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$")  # atomic_write's names (mkstemp, 8 chars)
 
@@ -42,6 +42,7 @@ class Labeller:
     """A loaded detector that labels one recording at a time: file -> event file -> manifest entry."""
 
     def __init__(self, settings: LabelSettings) -> None:
+        from eventcount.config import DetectSettings
         from eventcount.detection import Detector
 
         self.settings = settings
@@ -49,41 +50,28 @@ class Labeller:
         if self.detector.info.get("sha256") != settings.model_sha256:
             raise EventcountError(f"{settings.model_path} changed while the run was starting; run it again")
         self.suffix = get_writer(settings.fmt)[0]
-        self.sensor_options = self.detector.spec.frontend.sensor.updated(settings.sensor_options)
+        self.detect_settings = DetectSettings(tta=settings.tta, min_confidence=settings.min_confidence,
+                                              sensor=dict(settings.sensor_options))
 
     def __call__(self, readable: Readable) -> ManifestEntry:
         """Label one recording; any failure becomes an "error" entry so that a batch carries on."""
+        from eventcount.detection import detect_recording, write_detection
+
         started = time.perf_counter()
-        item = readable.item
-        entry = ManifestEntry(item.key, item.source, item.member, model=self.settings.model_name,
-                              model_sha256=self.settings.model_sha256)
-        try:
-            entry.duration_s, entry.events, entry.output = self._label(readable)
-        except EventcountError as exc:  # named by key, not by the spool copy's path
-            entry.status, entry.message = "error", str(exc).replace(readable.path, item.key)
+        settings, item = self.settings, readable.item
+        entry = ManifestEntry(item.key, item.source, item.member, model=settings.model_name,
+                              model_sha256=settings.model_sha256)
+        try:  # errors name the key, not the spool copy's path
+            detection = detect_recording(self.detector, readable.path, self.detect_settings, label=item.key)
+            write_detection(detection, label_path(settings.outdir, item.key, self.suffix), settings.fmt)
+            entry.duration_s, entry.events = round(detection.duration_s, 6), detection.counts()
+            entry.output = label_name(item.key, self.suffix)
+        except EventcountError as exc:
+            entry.status, entry.message = "error", str(exc)
         except Exception as exc:  # one bad recording must not end a batch of thousands
             entry.status, entry.message = "error", f"{item.key}: unexpected {type(exc).__name__}: {exc}"
         entry.seconds = round(time.perf_counter() - started, 4)
         return entry
-
-    def _label(self, readable: Readable) -> tuple[float, dict[str, int], str]:
-        from eventcount.recordings import signal_duration
-
-        settings, key = self.settings, readable.item.key
-        duration_s = signal_duration(readable.path, self.sensor_options)
-        if duration_s == 0:
-            raise EventcountError(f"{key}: the recording contains no samples")
-        if duration_s * self.detector.frame_rate < 1:
-            raise EventcountError(f"{key}: too short to label ({duration_s * 1000:.1f} ms, less than "
-                                  f"one frame of {1000 / self.detector.frame_rate:g} ms)")
-        probs = self.detector.file_activations(readable.path, settings.tta, self.sensor_options)
-        events = [e for e in self.detector.decode(probs)
-                  if e.confidence is None or e.confidence >= settings.min_confidence]
-        write_events(label_path(settings.outdir, key, self.suffix), events, settings.fmt, duration_s=duration_s)
-        counts = dict.fromkeys(self.detector.spec.classes, 0)
-        for event in events:
-            counts[event.label] = counts.get(event.label, 0) + 1
-        return round(duration_s, 6), counts, label_name(key, self.suffix)
 
 
 def problem_entry(problem: Problem, settings: LabelSettings) -> ManifestEntry:

@@ -19,6 +19,7 @@ A recording whose actor dies (killed, out of memory) is retried once on a fresh 
 from __future__ import annotations
 
 import os
+from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ from eventcount.pseudolabel.labeller import Labeller, LabelSettings, problem_ent
 from eventcount.pseudolabel.manifest import ManifestEntry
 from eventcount.pseudolabel.sources import Problem, SourceItem, label_name
 from eventcount.pseudolabel.spool import Readable, iter_readable
-from eventcount.pseudolabel.workers import IN_FLIGHT_PER_JOB, MAX_FAILED_STARTS, default_jobs, died_entry
+from eventcount.pseudolabel.workers import IN_FLIGHT_PER_JOB, MAX_FAILED_STARTS, died_entry
 from eventcount.writers import get_writer
 
 RAY_MISSING = 'the Ray engine needs Ray, which is not installed: pip install "eventcount[ray]"'
@@ -51,9 +52,9 @@ class LabelActor:
     """A Ray actor (made remote in `_Fleet`): one model load, then one recording per call."""
 
     def __init__(self, settings: LabelSettings) -> None:
-        import torch
+        from eventcount.threads import set_threads
 
-        torch.set_num_threads(1)  # one actor is one CPU of the cluster
+        set_threads(1)  # one actor is one CPU of the cluster
         self.labeller: Labeller | None = None
         self.error: str | None = None
         try:
@@ -87,12 +88,15 @@ def _test_exit(key: str) -> None:
 class _Task:
     readable: Readable
     slot: int
-    generation: int
     attempt: int = 0
 
 
 class _Fleet:
-    """`workers` label actors, each with at most IN_FLIGHT_PER_JOB recordings queued; a dead one is replaced."""
+    """`workers` label actors, each given one recording at a time, IN_FLIGHT_PER_JOB per actor read ahead.
+
+    One at a time, a dead actor's recording is known for certain: it is retried once on a fresh actor, then
+    reported. (Queueing several per actor would blame an innocent one: a result can die with its actor.)
+    """
 
     def __init__(self, settings: LabelSettings, workers: int) -> None:
         import ray
@@ -104,8 +108,8 @@ class _Fleet:
         self.remote = ray.remote(LabelActor).options(**options)
         self.settings = settings
         self.actors = [self.remote.remote(settings) for _ in range(workers)]
-        self.generations = [0] * workers
-        self.pending: dict[Any, _Task] = {}
+        self.running: dict[Any, _Task] = {}
+        self.waiting: deque[tuple[Readable, int]] = deque()
         self.failed_starts = 0  # actors that died in a row without a recording finished in between
         self._check_ready(self.actors)
 
@@ -117,51 +121,53 @@ class _Fleet:
                 raise EventcountError(f"a worker could not load the model: {error}")
 
     @property
+    def pending(self) -> int:
+        return len(self.running) + len(self.waiting)
+
+    @property
     def full(self) -> bool:
-        return len(self.pending) >= IN_FLIGHT_PER_JOB * len(self.actors)
+        return self.pending >= IN_FLIGHT_PER_JOB * len(self.actors)
 
     def submit(self, readable: Readable, attempt: int = 0) -> None:
-        loads = [0] * len(self.actors)
-        for task in self.pending.values():
-            loads[task.slot] += 1
-        slot = loads.index(min(loads))
-        ref = self.actors[slot].label.remote(readable)
-        self.pending[ref] = _Task(readable, slot, self.generations[slot], attempt)
+        self.waiting.append((readable, attempt))
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        busy = {task.slot for task in self.running.values()}
+        for slot in range(len(self.actors)):
+            if slot not in busy and self.waiting:
+                readable, attempt = self.waiting.popleft()
+                self.running[self.actors[slot].label.remote(readable)] = _Task(readable, slot, attempt)
 
     def finished(self) -> list[ManifestEntry]:
-        """Wait for at least one recording; return the entries of those finished (retries are resubmitted)."""
+        """Wait for at least one recording; return the entries of those finished (a retry is resubmitted)."""
         import ray
 
-        done, _ = ray.wait(list(self.pending), num_returns=1)
-        entries = []
+        done, _ = ray.wait(list(self.running), num_returns=1)
+        entries: list[ManifestEntry] = []
         for ref in done:
-            task = self.pending.pop(ref)
+            task = self.running.pop(ref)
             try:
-                entry = ray.get(ref)
-            except ray.exceptions.RayActorError:
-                entry = self._after_death(task)
-            else:
+                entries.append(ray.get(ref))
                 self.failed_starts = 0
-            if entry is not None:
-                task.readable.release()
-                entries.append(entry)
+            except ray.exceptions.RayActorError:
+                self._replace(task.slot)
+                if task.attempt < 1:
+                    self.waiting.appendleft((task.readable, task.attempt + 1))
+                    continue
+                entries.append(died_entry(task.readable, self.settings))
+            task.readable.release()
+        self._dispatch()
         return entries
 
-    def _after_death(self, task: _Task) -> ManifestEntry | None:
-        """Replace the dead actor (once per death) and retry the recording once; else its "error" entry."""
-        if self.generations[task.slot] == task.generation:
-            self.failed_starts += 1
-            if self.failed_starts >= MAX_FAILED_STARTS:
-                raise EventcountError(f"Ray workers died {self.failed_starts} times in a row without finishing a "
-                                      "recording (out of memory? try fewer --jobs); everything finished so far is "
-                                      "kept, re-run to resume")
-            self.generations[task.slot] += 1
-            self.actors[task.slot] = self.remote.remote(self.settings)
-            self._check_ready([self.actors[task.slot]])
-        if task.attempt >= 1:
-            return died_entry(task.readable, self.settings)
-        self.submit(task.readable, task.attempt + 1)
-        return None
+    def _replace(self, slot: int) -> None:
+        self.failed_starts += 1
+        if self.failed_starts >= MAX_FAILED_STARTS:
+            raise EventcountError(f"Ray workers died {self.failed_starts} times in a row without finishing a "
+                                  "recording (out of memory? try fewer --jobs); everything finished so far is "
+                                  "kept, re-run to resume")
+        self.actors[slot] = self.remote.remote(self.settings)
+        self._check_ready([self.actors[slot]])
 
     def stop(self) -> None:
         """Kill the actors, delete the temporary files of event files being written and the spool copies."""
@@ -170,10 +176,10 @@ class _Fleet:
         for actor in self.actors:
             ray.kill(actor)
         suffix = get_writer(self.settings.fmt)[0]
-        tasks = list(self.pending.values())
-        remove_temp_files(self.settings.outdir, (label_name(task.readable.item.key, suffix) for task in tasks))
-        for task in tasks:
-            task.readable.release()
+        readables = [task.readable for task in self.running.values()] + [r for r, _ in self.waiting]
+        remove_temp_files(self.settings.outdir, (label_name(r.item.key, suffix) for r in readables))
+        for readable in readables:
+            readable.release()
 
 
 def _connect(address: str | None, cpus: int) -> bool:
@@ -219,7 +225,9 @@ def label_on_ray(todo: list[SourceItem], settings: LabelSettings, jobs: int | No
         return
     import ray
 
-    started_here = _connect(address, jobs or default_jobs())
+    from eventcount.threads import cpu_count
+
+    started_here = _connect(address, jobs or cpu_count())
     try:
         fleet = _Fleet(settings, _workers(jobs, len(todo)))
         try:

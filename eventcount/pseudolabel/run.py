@@ -155,12 +155,12 @@ def pseudo_label(
     """Label every recording in `sources` with `model`, writing `outdir/<key stem><format suffix>` each.
 
     Recordings already labelled in `outdir` by the same model file (sha256) and format are skipped unless
-    `overwrite`. The rest are labelled by `jobs` workers (default: the CPU count; 1 with the local engine runs
-    in this process): local processes, or with `engine="ray"` actors on the Ray cluster at `ray_address` (a
-    local one when None). `shard` (index, count) keeps a deterministic part of the listing. Events below
-    `min_confidence` are dropped. Members over `max_bytes` are refused. `on_progress` is called after each
-    recording handled. Ctrl-C stops the workers and returns the summary so far with `interrupted` set;
-    re-running resumes.
+    `overwrite`. The rest are labelled by `jobs` workers: local processes (default: `threads.plan`, the idle
+    cores; 1 runs in this process), or with `engine="ray"` actors on the Ray cluster at `ray_address` (a local
+    one when None; default: one per CPU of the cluster). `shard` (index, count) keeps a deterministic part of
+    the listing. Events below `min_confidence` are dropped. Members over `max_bytes` are refused. `on_progress`
+    is called after each recording handled. Ctrl-C stops the workers and returns the summary so far with
+    `interrupted` set; re-running resumes.
     """
     if engine not in ENGINES:
         raise EventcountError(f"--engine {engine}: choose {' or '.join(ENGINES)}")
@@ -198,12 +198,13 @@ def _entries(engine: Engine, todo: list[SourceItem], settings: LabelSettings, jo
         from eventcount.pseudolabel.ray_engine import label_on_ray
 
         return label_on_ray(todo, settings, jobs, spool, max_bytes, ray_address)
-    from eventcount.pseudolabel.workers import default_jobs, label_in_pool, label_in_process
+    from eventcount.pseudolabel.workers import label_in_pool, label_in_process
+    from eventcount.threads import plan
 
-    workers = max(1, min(jobs or default_jobs(), len(todo)))
-    if workers == 1:
-        return label_in_process(todo, settings, spool, max_bytes)
-    return label_in_pool(todo, settings, workers, spool, max_bytes)
+    workers = plan(len(todo), jobs=min(jobs, max(1, len(todo))) if jobs else None)  # the one thread policy
+    if workers.jobs == 1:
+        return label_in_process(todo, settings, spool, max_bytes, workers.threads)
+    return label_in_pool(todo, settings, workers.jobs, spool, max_bytes)
 
 
 def _record(manifest: Manifest, summary: RunSummary, entry: ManifestEntry) -> None:

@@ -8,7 +8,6 @@ spooled at a time; each spool copy is deleted as soon as its recording is labell
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -22,18 +21,13 @@ from eventcount.pseudolabel.labeller import Labeller, LabelSettings, problem_ent
 from eventcount.pseudolabel.manifest import ManifestEntry
 from eventcount.pseudolabel.sources import Problem, SourceItem, label_name
 from eventcount.pseudolabel.spool import Readable, iter_readable
+from eventcount.threads import set_threads
 from eventcount.writers import get_writer
 
 IN_FLIGHT_PER_JOB = 2
 """Recordings read ahead per worker: enough to keep workers busy, few enough to bound disk and memory."""
 MAX_FAILED_STARTS = 3
 """Pools in a row that may break before finishing a recording before the run gives up."""
-
-def default_jobs() -> int:
-    """The number of CPU cores this process may use."""
-    affinity = getattr(os, "sched_getaffinity", None)
-    return len(affinity(0)) if affinity else os.cpu_count() or 1
-
 
 _WORKER: Labeller | None = None
 _WORKER_ERROR: str | None = None
@@ -64,9 +58,7 @@ def _init_worker(settings: LabelSettings) -> None:
     """Pool initializer: one model load per worker, one torch thread (the workers share the cores)."""
     global _WORKER, _WORKER_ERROR
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    import torch
-
-    torch.set_num_threads(1)
+    set_threads(1)
     try:
         _WORKER = Labeller(settings)
     except Exception as exc:  # reported with the first task, rather than as a broken pool
@@ -79,18 +71,15 @@ def _work(readable: Readable) -> ManifestEntry:
     return _WORKER(readable)
 
 
-def label_in_process(todo: list[SourceItem], settings: LabelSettings, spool: Path,
-                     max_bytes: int) -> Iterator[ManifestEntry]:
-    """Read and label recordings one by one in this process, yielding each one's manifest entry.
-
-    Like a worker, it runs torch on one thread (restored afterwards): one job is one core, and on a busy
-    machine two intra-op threads made a recording ~100x slower (8 s instead of 0.05 s, measured here).
-    """
+def label_in_process(todo: list[SourceItem], settings: LabelSettings, spool: Path, max_bytes: int,
+                     threads: int = 1) -> Iterator[ManifestEntry]:
+    """Read and label recordings one by one in this process on `threads` torch threads (restored afterwards),
+    yielding each one's manifest entry."""
     import torch
 
     labeller = Labeller(settings) if todo else None
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    previous = torch.get_num_threads()
+    set_threads(threads)
     try:
         for readable in iter_readable(todo, spool, max_bytes):
             if isinstance(readable, Problem):
@@ -102,7 +91,7 @@ def label_in_process(todo: list[SourceItem], settings: LabelSettings, spool: Pat
                 readable.release()
             yield entry
     finally:
-        torch.set_num_threads(threads)
+        set_threads(previous)
 
 
 class _Pool:

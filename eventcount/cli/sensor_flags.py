@@ -23,20 +23,20 @@ PANEL = "Sensor files (default: the model's stored options, else the library's)"
 _DEFAULT = SensorConfig()
 
 
-def _option(help_text: str, default: object = None, **extra: Any) -> typer.models.OptionInfo:
-    shown = {"show_default": str(default)} if default is not None else {}
-    return typer.Option(help=help_text, rich_help_panel=PANEL, **shown, **extra)
+def _option(help_text: str, default: str) -> typer.models.OptionInfo:
+    return typer.Option(help=help_text, rich_help_panel=PANEL, show_default=default)
 
 
 FLAGS: dict[str, tuple[Any, Any]] = {  # name: (annotation, default)
-    "columns": (Annotated[str | None, _option("CSV value columns (names or 0-based indices, comma-separated; default: "
-                                              "every numeric one).")], None),
-    "time_column": (Annotated[str | None, _option("CSV time column (name or 0-based index; default: a column named "
-                                                  "like time, t, timestamp_ns).")], None),
+    "columns": (Annotated[str | None, _option("CSV value columns (names or 0-based indices, comma-separated).",
+                                              "every numeric column")], None),
+    "time_column": (Annotated[str | None, _option("CSV time column (name or 0-based index).",
+                                                  "a column named like time, t or timestamp_ns")], None),
     "time_unit": (Annotated[str | None, _option("Unit of the time column: s, ms, us, ns or auto (from its name).",
                                                 _DEFAULT.time_unit)], None),
     "rate": (Annotated[float | None, _option("Samples per second: of a file without a time column or a .npy array; "
-                                             "else the rate to resample to (default: the timestamps').")], None),
+                                             "else the rate to resample to.", "the timestamps' typical rate")],
+             None),
     "max_gap": (Annotated[str | None, _option("A longer step between timestamps is a gap: processed in segments, no "
                                               "event reported inside it.", f"{_DEFAULT.max_gap_s:g}s")], None),
     "max_disorder": (Annotated[str | None, _option("Rows out of order by at most this are sorted (with a warning); "
@@ -44,12 +44,14 @@ FLAGS: dict[str, tuple[Any, Any]] = {  # name: (annotation, default)
     "strict_timestamps": (Annotated[bool | None, _option("Refuse repeated or out-of-order timestamps and gaps "
                                                          "instead of repairing them.", "no")], None),
     "filter_column": (Annotated[str | None, _option("Keep only the rows whose value in this column (e.g. the sensor "
-                                                    "type of interleaved sensors) is --filter-value.")], None),
-    "filter_value": (Annotated[str | None, _option("The value of --filter-column of the rows to keep.")], None),
+                                                    "type of interleaved sensors) is --filter-value.",
+                                                    "none: every row")], None),
+    "filter_value": (Annotated[str | None, _option("The value of --filter-column of the rows to keep.", "none")],
+                     None),
     "magnitude": (Annotated[bool | None, _option("Use the Euclidean norm of the value columns (one channel).",
                                                  "no")], None),
-    "delimiter": (Annotated[str | None, _option("CSV delimiter: ',', ';', tab or whitespace (default: guessed "
-                                                "from the first line).")], None),
+    "delimiter": (Annotated[str | None, _option("CSV delimiter: ',', ';', tab or whitespace.",
+                                                "guessed from the first line")], None),
 }
 
 

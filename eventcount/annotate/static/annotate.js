@@ -198,6 +198,14 @@ function drawChannel(g, channel, top, band, width, sensor) {
   const y = (v) => top + band * 0.05 + (1 - (v - lo) / (hi - lo)) * band * 0.9;
   g.fillStyle = sensor ? "#00798c" : "#2457c5";
   const columnWidth = width / n;
+  if (columnWidth >= 3) {  // fewer samples than pixels: a line through them
+    g.strokeStyle = g.fillStyle;
+    g.lineWidth = Math.max(1, columnWidth / 8);
+    g.beginPath();
+    for (let i = 0; i < n; i += 1) g.lineTo((i + 0.5) * columnWidth, y((channel.min[i] + channel.max[i]) / 2));
+    g.stroke();
+    return;
+  }
   for (let i = 0; i < n; i += 1) {
     const yTop = y(channel.max[i]);
     g.fillRect(i * columnWidth, yTop, Math.max(columnWidth, 1), Math.max(y(channel.min[i]) - yTop, 1));
@@ -436,6 +444,7 @@ document.querySelectorAll("button").forEach((b) => b.addEventListener("click", (
 
 api("/api/state").then((info) => {
   ui.info = info;
+  if (!info.model) $("legend").textContent = "coloured lines: your taps · thin dark line: where playback is";
   buildTable();
   showSaving();
   if (info.first_open >= info.clips) {

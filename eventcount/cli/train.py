@@ -53,7 +53,7 @@ def train(
     size: Annotated[str | None, typer.Option(help=f"Network size: {' or '.join(NETWORK_SIZES)}; a `network:` section adjusts it." + _default("small"))] = None,
     frontend: Annotated[str | None, typer.Option(help="audio or sensor." + _default(FRONTEND.kind))] = None,
     frame_rate: Annotated[float | None, typer.Option(help="Frames per second." + _default(FRONTEND.frame_rate))] = None,
-    samples_per_frame: Annotated[int | None, typer.Option(help="Sensor: samples per frame (the sensor is resampled to frame rate x this)." + _default(FRONTEND.samples_per_frame), min=1)] = None,
+    samples_per_frame: Annotated[int | None, typer.Option(help="Sensor: samples per frame (the sensor is resampled to frame rate x this).", show_default=str(FRONTEND.samples_per_frame), min=1)] = None,
     context: Annotated[str | None, typer.Option(help="Unlabelled context before each clip (stops late firing)." + _default(f"{TRAIN.context_s}s"))] = None,
     lookahead: Annotated[str | None, typer.Option(help="How long after a hit the model may wait before reporting it, e.g. 60ms (default: one frame for audio, none for sensors).")] = None,
     stretch: Annotated[str | None, typer.Option(help="Time-stretch range LOW,HIGH or off." + _default(",".join(map(str, DEFAULT_STRETCH))))] = None,

@@ -8,8 +8,9 @@ recording, whatever the block sizes; what the stream adds is latency (`EventStre
 
 from __future__ import annotations
 
+import itertools
 import signal
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
@@ -177,17 +178,35 @@ class EventSink:
             write_events(self.target, self.events, self.fmt, duration_s=duration_s)
 
 
-def detect_pcm_stream(detector: Detector, source: BinaryIO, sink: EventSink, settings: DetectSettings | None = None,
-                      name: str = "standard input", rate: float | None = None, channels: int | None = None,
-                      sample_format: str | None = None) -> EventStream:
-    """Detect events in audio arriving on a byte stream (a WAV stream, or raw PCM when `sample_format` is
-    given), handing them to `sink` as they are decided, until the stream ends or Ctrl-C. Returns the stream."""
-    if detector.spec.frontend.kind != "audio":
-        raise EventcountError(f"model {detector.name} reads sensor signals; pipe it CSV lines, not audio")
-    layout, blocks = open_pcm_stream(source, name, rate, channels, sample_format)
-    stream = detector.stream(layout.rate, layout.channels, settings)
+def detect_pipe(detector: Detector, source: BinaryIO, sink: EventSink, settings: DetectSettings | None = None,
+                name: str = "standard input", channels: int | None = None,
+                sample_format: str | None = None) -> EventStream:
+    """Detect events in a recording arriving on a byte stream, handing them to `sink` as they are decided, until
+    the stream ends or Ctrl-C. Audio models read a WAV stream, or raw PCM when `sample_format` is given (at
+    `settings.sensor["rate"]`, the `--rate` option); sensor models read CSV lines (`eventcount.sensor_stream`).
+    Returns the finished stream."""
+    settings = settings or DetectSettings()
+    if detector.spec.frontend.kind == "audio":
+        layout, blocks = open_pcm_stream(source, name, settings.sensor.get("rate"), channels, sample_format)
+        stream = detector.stream(layout.rate, layout.channels, settings)
+    else:
+        stream, blocks = _sensor_stream(detector, source, settings, name)
     run_stream(stream, blocks, sink.write)
     if stream.samples == 0:
         raise EventcountError(f"{name}: the stream contains no samples")
     sink.close(stream.duration_s)
     return stream
+
+
+def _sensor_stream(detector: Detector, source: BinaryIO, settings: DetectSettings, name: str
+                   ) -> tuple[EventStream, Iterator[np.ndarray]]:
+    """A stream for CSV lines: the lines up to the choice of columns are read first (it fixes the channels)."""
+    from eventcount.sensor_stream import CsvGrid, csv_blocks
+
+    options = detector.spec.frontend.sensor.updated(settings.sensor)
+    grid = CsvGrid(options, options.rate or working_rate(detector.spec.frontend), name)
+    blocks = csv_blocks(source, grid)
+    first = [next(blocks)]
+    while grid.channels is None:
+        first.append(next(blocks))  # csv_blocks ends with finish(), which chooses the columns or raises
+    return detector.stream(grid.rate, grid.channels, settings), itertools.chain(first, blocks)

@@ -265,3 +265,80 @@ def test_event_sink_appends_lines_to_a_file(tmp_path: Path) -> None:
     sink.close()
     with pytest.raises(EventcountError, match="exists"):
         EventSink("tsv", target)
+
+
+# ---------------------------------------------------------------------------------------------- sensors
+
+
+def walk_csv(path: Path, seconds: float = 25.0, seed: int = 1, missing_every: int = 97) -> str:
+    """A phone-like accelerometer log: irregular nanosecond timestamps, steps as bumps, some empty cells."""
+    rng = np.random.default_rng(seed)
+    times = np.cumsum(rng.uniform(0.008, 0.012, int(seconds * 100)))
+    times -= times[0]
+    bumps = sum(np.exp(-((times - s) / 0.05) ** 2) for s in np.arange(0.5, times[-1], 0.55))
+    noise = 0.3 * rng.standard_normal((len(times), 3))
+    xyz = noise + np.stack([0 * times, 0 * times, 9.8 + 6 * bumps], axis=1)
+    lines = ["ts,idx,x,y,z"]
+    for i, t in enumerate(times):
+        cells = [f"{v:.5f}" for v in xyz[i]]
+        if missing_every and i % missing_every == 5:
+            cells[1] = ""
+        lines.append(f"{1_700_000_000_000_000_000 + int(t * 1e9)},{i}," + ",".join(cells))
+    text = "\n".join(lines) + "\n"
+    path.write_text(text)
+    return text
+
+
+class Trickle(io.BytesIO):
+    """A pipe that hands over at most `chunk` bytes per read."""
+
+    def __init__(self, data: bytes, chunk: int) -> None:
+        super().__init__(data)
+        self.chunk = chunk
+
+    def read1(self, size: int = -1) -> bytes:
+        return super().read(min(self.chunk, size if size > 0 else self.chunk))
+
+
+@pytest.mark.parametrize("chunk", [1, 333, 1 << 20])
+@pytest.mark.parametrize("rate", [200, 150])
+def test_sensor_grid_equals_the_file_reader(tmp_path: Path, chunk: int, rate: float) -> None:
+    from eventcount.config import SensorConfig
+    from eventcount.recordings import read_signal
+    from eventcount.sensor_stream import CsvGrid, csv_blocks
+
+    text = walk_csv(tmp_path / "walk.csv", seconds=4.0)
+    options = SensorConfig(columns=["2", "3", "4"], time_column="0", time_unit="ns", rate=rate)
+    grid = CsvGrid(options, rate)
+    streamed = np.concatenate([b for b in csv_blocks(Trickle(text.encode(), chunk), grid) if b.size])
+    assert np.array_equal(streamed, read_signal(tmp_path / "walk.csv", sensor_options=options).data)
+
+
+@pytest.mark.parametrize("chunk", [1, 4097, 1 << 20])
+@pytest.mark.parametrize("rate", [200, 150])
+def test_step_model_stream_equals_detect_file(tmp_path: Path, chunk: int, rate: float) -> None:
+    from eventcount.stream import detect_pipe
+
+    steps = Detector.load("steps")
+    text = walk_csv(tmp_path / "walk.csv")
+    settings = DetectSettings(sensor={"rate": rate})
+    expected = detect_recording(steps, tmp_path / "walk.csv", settings).events
+    assert len(expected) > 20
+    out = io.StringIO()
+    detect_pipe(steps, Trickle(text.encode(), chunk), EventSink("tsv", out=out), settings)
+    from eventcount.writers import to_tsv
+
+    assert out.getvalue() == to_tsv(expected)
+
+
+def test_sensor_stream_errors_name_the_line(tmp_path: Path) -> None:
+    from eventcount.config import SensorConfig
+    from eventcount.sensor_stream import CsvGrid, csv_blocks
+
+    options = SensorConfig(time_column="t", rate=100)
+    text = "t,x\n" + "".join(f"{i / 100},{i}\n" for i in range(30)) + "0.1,5\n"
+    with pytest.raises(EventcountError, match="line 32: timestamp 0.1 is not after"):
+        list(csv_blocks(io.BytesIO(text.encode()), CsvGrid(options, 100)))
+    with pytest.raises(EventcountError, match="line 3, column 'x': 'abc' is not a number"):
+        list(csv_blocks(io.BytesIO(b"t,x\n0,1\n0.01,abc\n" + b"".join(b"%d,1\n" % i for i in range(1, 30))),
+                        CsvGrid(options, 100)))

@@ -94,8 +94,7 @@ def detect(
 def _detect_stdin(detector, settings: DetectSettings, output: Path | None, fmt: str, overwrite: bool, channels: int,
                   sample_format: str | None) -> None:
     """`detect -`: events from a stream on standard input, each line printed as soon as it is decided."""
-    from eventcount.stream import EventSink, detect_pcm_stream
+    from eventcount.stream import EventSink, detect_pipe
 
     sink = run(EventSink, fmt, output, sys.stdout, overwrite)
-    run(detect_pcm_stream, detector, sys.stdin.buffer, sink, settings, "standard input",
-        settings.sensor.get("rate"), channels, sample_format)
+    run(detect_pipe, detector, sys.stdin.buffer, sink, settings, "standard input", channels, sample_format)

@@ -56,7 +56,7 @@ function save() {
     .then(() => {
       ui.waiting.shift();
       return api(`/api/clips/${index}/answer`, {
-        method: "POST", headers: { "Content-Type": "application/json" }, body: item.body });
+        method: "POST", headers: { "Content-Type": "application/json" }, body: item.body, keepalive: true });
     })
     .then((reply) => {
       ui.info.answered = reply.answered;
@@ -438,6 +438,11 @@ $("slower").addEventListener("click", cycleRate);
 $("previous").addEventListener("click", () => { if (ui.index > 0) show(ui.index - 1); });
 $("skip").addEventListener("click", skip);
 $("next").addEventListener("click", next);
+// closing the page: answers still waiting are sent anyway (keepalive requests outlive the page)
+window.addEventListener("pagehide", () => {
+  ui.waiting.splice(0).forEach((item) => fetch(`/api/clips/${item.index}/answer`, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: item.body, keepalive: true }));
+});
 window.addEventListener("resize", () => { drawLayer(); draw(); });
 // buttons give the focus back, so Space and Enter keep meaning replay and next
 document.querySelectorAll("button").forEach((b) => b.addEventListener("click", () => b.blur()));

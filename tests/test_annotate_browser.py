@@ -120,3 +120,20 @@ def test_sensor_clip_is_plotted_and_tapped_on_a_clock(tmp_path: Path, driver) ->
     assert [c.counts for c in read_count_table(tmp_path / "labels.csv").clips] == [[2]]
     taps = read_events(tmp_path / "walk.events.tsv")
     assert len(taps) == 2 and all(0 < e.time_s < 2 and e.label == "step" for e in taps)
+
+
+@pytest.mark.slow
+def test_closing_the_page_right_after_a_key_loses_nothing(tmp_path: Path, driver) -> None:
+    _recording(tmp_path / "a.wav", 4.0, [0.5])
+    server = ServerProcess(["a.wav", "--classes", "KD", "-o", "labels.csv"], cwd=tmp_path)
+    try:
+        driver.get(server.url)
+        wait_clip(driver, 0)
+        press(driver, "7")
+        driver.get("about:blank")  # the page goes away at once
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "labels.csv").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.kill()
+    assert [c.counts for c in read_count_table(tmp_path / "labels.csv").clips] == [[7]]

@@ -220,6 +220,7 @@ def test_a_failed_write_leaves_the_previous_file(client: Client, tmp_path: Path,
     assert status == 500 and "not saved" in json.loads(data)["error"]
     assert (tmp_path / "out" / "labels.csv").read_bytes() == before
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["labels.csv"]
+    assert client.json("/api/clips/1")["answer"] is None and client.json("/api/state")["first_open"] == 1
 
 
 def test_restart_resumes_at_the_first_clip_without_a_count(recordings: list[Path], tmp_path: Path) -> None:

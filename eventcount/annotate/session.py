@@ -65,9 +65,16 @@ class Session:
         with self._lock:
             before = self.answers.get(index)
             self.answers[index] = checked
-            if checked.taps or (before is not None and before.taps):
-                self._write_events(clip.recording)
-            self._write_table()
+            try:
+                if checked.taps or (before is not None and before.taps):
+                    self._write_events(clip.recording)
+                self._write_table()
+            except BaseException:  # not saved: the session keeps what the files hold
+                if before is None:
+                    del self.answers[index]
+                else:
+                    self.answers[index] = before
+                raise
 
     def _check(self, clip: ClipRef, counts: list[int], taps: list[tuple[float, str]]) -> Answer:
         if len(counts) != len(self.classes) or any(type(c) is not int or not 0 <= c <= MAX_COUNT for c in counts):

@@ -23,7 +23,7 @@ def listen(
     threshold: Annotated[float | None, typer.Option(help="Detection threshold for every class, between 0 and 1.", show_default="the model's")] = None,
     duration: Annotated[str | None, typer.Option(help="Stop after this long (e.g. 30s).", show_default="until Ctrl-C")] = None,
     block: Annotated[str, typer.Option(help="Audio block size: shorter blocks, events sooner, more CPU.")] = "10ms",
-    device: Annotated[str, typer.Option(help="cpu, cuda or auto (for the model).")] = "cpu",
+    model_device: Annotated[str, typer.Option("--model-device", help="Where the model runs: cpu, cuda or auto.")] = "cpu",
 ) -> None:
     """Detect events from a microphone and show each one as soon as it is decided; Ctrl-C stops.
 
@@ -54,7 +54,7 @@ def listen(
         raise typer.BadParameter(f"expected a probability between 0 and 1 (exclusive), not {threshold:g}", param_hint="--threshold")
     block_s, duration_s = seconds(block, "--block"), seconds(duration, "--duration")
     set_threads(1)
-    detector = run(Detector.load, model, device_name(device))
+    detector = run(Detector.load, model, device_name(model_device))
     decode = None if threshold is None else dataclasses.replace(detector.spec.decode, threshold=threshold, thresholds={})
     sink = run(EventSink, fmt, output, None, overwrite) if output is not None else None
 

@@ -26,11 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from eventcount.errors import EventcountError
-from eventcount.pseudolabel.labeller import Labeller, LabelSettings, problem_entry, remove_temp_files
+from eventcount.pseudolabel.labeller import Labeller, LabelSettings, remove_temp_files
 from eventcount.pseudolabel.manifest import ManifestEntry
-from eventcount.pseudolabel.sources import Problem, SourceItem, label_name
-from eventcount.pseudolabel.spool import Readable, iter_readable
-from eventcount.pseudolabel.workers import IN_FLIGHT_PER_JOB, MAX_FAILED_STARTS, died_entry
+from eventcount.pseudolabel.sources import SourceItem, label_name
+from eventcount.pseudolabel.spool import Readable
+from eventcount.pseudolabel.workers import IN_FLIGHT_PER_JOB, MAX_FAILED_STARTS, died_entry, feed
 from eventcount.writers import get_writer
 
 RAY_MISSING = 'the Ray engine needs Ray, which is not installed: pip install "eventcount[ray]"'
@@ -121,12 +121,12 @@ class _Fleet:
                 raise EventcountError(f"a worker could not load the model: {error}")
 
     @property
-    def pending(self) -> int:
-        return len(self.running) + len(self.waiting)
+    def busy(self) -> bool:
+        return bool(self.running or self.waiting)
 
     @property
     def full(self) -> bool:
-        return self.pending >= IN_FLIGHT_PER_JOB * len(self.actors)
+        return len(self.running) + len(self.waiting) >= IN_FLIGHT_PER_JOB * len(self.actors)
 
     def submit(self, readable: Readable, attempt: int = 0) -> None:
         self.waiting.append((readable, attempt))
@@ -229,19 +229,7 @@ def label_on_ray(todo: list[SourceItem], settings: LabelSettings, jobs: int | No
 
     started_here = _connect(address, jobs or cpu_count())
     try:
-        fleet = _Fleet(settings, _workers(jobs, len(todo)))
-        try:
-            for readable in iter_readable(todo, spool, max_bytes):
-                if isinstance(readable, Problem):
-                    yield problem_entry(readable, settings)
-                    continue
-                while fleet.full:
-                    yield from fleet.finished()
-                fleet.submit(readable)
-            while fleet.pending:
-                yield from fleet.finished()
-        finally:
-            fleet.stop()
+        yield from feed(_Fleet(settings, _workers(jobs, len(todo))), todo, settings, spool, max_bytes)
     finally:
         if started_here:
             ray.shutdown()

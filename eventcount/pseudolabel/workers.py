@@ -15,6 +15,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.context import SpawnContext, SpawnProcess
 from pathlib import Path
+from typing import Protocol
 
 from eventcount.errors import EventcountError
 from eventcount.pseudolabel.labeller import Labeller, LabelSettings, problem_entry, remove_temp_files
@@ -115,6 +116,10 @@ class _Pool:
     def full(self) -> bool:
         return len(self.pending) >= IN_FLIGHT_PER_JOB * self.jobs
 
+    @property
+    def busy(self) -> bool:
+        return bool(self.pending)
+
     def submit(self, readable: Readable) -> None:
         self.pending[self.executor.submit(_work, readable)] = readable
 
@@ -147,7 +152,7 @@ class _Pool:
             raise error
         return died_entry(readable, self.settings)
 
-    def terminate(self) -> None:
+    def stop(self) -> None:
         """Stop now: cancel what is queued, end the workers (Python 3.11 has no public way to kill them) and
         delete the temporary files of the event files they were writing."""
         processes = list((getattr(self.executor, "_processes", None) or {}).values())
@@ -170,22 +175,43 @@ def died_entry(readable: Readable, settings: LabelSettings) -> ManifestEntry:
                          model=settings.model_name, model_sha256=settings.model_sha256)
 
 
-def label_in_pool(todo: list[SourceItem], settings: LabelSettings, jobs: int, spool: Path,
-                  max_bytes: int) -> Iterator[ManifestEntry]:
-    """Read recordings one by one in this process and label them in `jobs` workers; entries come finished first.
+class Fleet(Protocol):
+    """Workers that label recordings handed to them (the local pool, Ray actors): what `feed` drives."""
 
-    Closing the generator (or Ctrl-C while it waits) cancels what is queued and ends the workers.
+    @property
+    def full(self) -> bool: ...  # no more recordings may be handed over until some are finished
+
+    @property
+    def busy(self) -> bool: ...  # some recordings are not finished yet
+
+    def submit(self, readable: Readable) -> None: ...
+
+    def finished(self) -> list[ManifestEntry]: ...  # waits for at least one
+
+    def stop(self) -> None: ...  # ends the workers, deletes what unfinished recordings left
+
+
+def feed(fleet: Fleet, todo: list[SourceItem], settings: LabelSettings, spool: Path,
+         max_bytes: int) -> Iterator[ManifestEntry]:
+    """Read recordings one by one in this process and hand them to `fleet`; entries come finished first.
+
+    Closing the generator (or Ctrl-C while it waits) stops the fleet.
     """
-    pool = _Pool(settings, jobs)
     try:
         for readable in iter_readable(todo, spool, max_bytes):
             if isinstance(readable, Problem):
                 yield problem_entry(readable, settings)
                 continue
-            while pool.full:
-                yield from pool.finished()
-            pool.submit(readable)
-        while pool.pending:
-            yield from pool.finished()
+            while fleet.full:
+                yield from fleet.finished()
+            fleet.submit(readable)
+        while fleet.busy:
+            yield from fleet.finished()
     finally:
-        pool.terminate()
+        fleet.stop()
+
+
+def label_in_pool(todo: list[SourceItem], settings: LabelSettings, jobs: int, spool: Path,
+                  max_bytes: int) -> Iterator[ManifestEntry]:
+    """Label recordings in `jobs` worker processes (see `feed`)."""
+    return feed(_Pool(settings, jobs), todo, settings, spool, max_bytes)

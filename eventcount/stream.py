@@ -107,36 +107,40 @@ class EventStream:
 def run_stream(stream: EventStream, blocks: Iterable[np.ndarray], emit: Callable[[list[Event]], None]) -> bool:
     """Feed `blocks` to `stream`, handing each batch of decided events to `emit`, then finish the stream.
 
-    Ctrl-C (SIGINT) ends the input like the end of the stream: the final events are still emitted. It is held
-    back while `emit` runs, so a batch is never half written. Returns whether the input was interrupted.
+    Ctrl-C (SIGINT) ends the input like the end of the stream and the final events are still emitted: it
+    interrupts a wait for the next block at once, and otherwise lets the current block be fed and its events
+    emitted first, so no batch is half written. Returns whether the input was interrupted.
     """
-    interrupted = False
+    state = {"waiting": False, "stop": False}
+
+    def on_sigint(signum: int, frame: object) -> None:
+        state["stop"] = True
+        if state["waiting"]:
+            raise KeyboardInterrupt
+
     try:
-        for block in blocks:
-            events = stream.feed(block)
-            with _sigint_held():
-                emit(events)
-    except KeyboardInterrupt:
-        interrupted = True
-    with _sigint_held():
+        previous = signal.signal(signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread: Ctrl-C is the main thread's business
+        previous = None
+    try:
+        source = iter(blocks)
+        while not state["stop"]:
+            state["waiting"] = True
+            try:
+                block = next(source)
+            except StopIteration:
+                break
+            except KeyboardInterrupt:
+                state["stop"] = True
+                break
+            finally:
+                state["waiting"] = False
+            emit(stream.feed(block))
         emit(stream.finish())
-    return interrupted
-
-
-class _sigint_held:
-    """Delay SIGINT (Ctrl-C) until the block ends (main thread on POSIX; elsewhere a no-op)."""
-
-    def __enter__(self) -> None:
-        self.held = False
-        try:
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-            self.held = True
-        except (AttributeError, ValueError, OSError):
-            pass
-
-    def __exit__(self, *exc: object) -> None:
-        if self.held:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
+    return state["stop"]
 
 
 STREAM_FORMATS = ("tsv", "csv", "audacity")  # one line per event: written as events are decided

@@ -342,3 +342,33 @@ def test_sensor_stream_errors_name_the_line(tmp_path: Path) -> None:
     with pytest.raises(EventcountError, match="line 3, column 'x': 'abc' is not a number"):
         list(csv_blocks(io.BytesIO(b"t,x\n0,1\n0.01,abc\n" + b"".join(b"%d,1\n" % i for i in range(1, 30))),
                         CsvGrid(options, 100)))
+
+
+@pytest.mark.slow
+def test_ctrl_c_on_detect_dash_flushes_and_exits_0(tiny: Detector, tmp_path: Path) -> None:
+    """A real SIGINT to `eventcount detect -` while it waits for more audio: the events of what it heard,
+    as `detect FILE` gives them for that audio, and exit status 0."""
+    import fcntl
+    import os
+    import signal
+    import subprocess
+    import sys
+    import termios
+    import time
+
+    data = write_clip(tmp_path / "clip.wav", 16000, 1.0)
+    model = str(tiny.info["path"])
+    expected = detect_cli(tmp_path / "clip.wav", "-m", model).stdout
+    child = subprocess.Popen([sys.executable, "-m", "eventcount", "detect", "-", "-m", model],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    child.stdin.write(wav_stream(data, 16000, 0xFFFFFFFF))
+    child.stdin.flush()
+    deadline = time.monotonic() + 120
+    while struct.unpack("i", fcntl.ioctl(child.stdin.fileno(), termios.FIONREAD, b"\0" * 4))[0]:
+        assert time.monotonic() < deadline, "the detector never read its input"
+        time.sleep(0.05)
+    time.sleep(1.0)  # it has read everything and waits for more
+    os.kill(child.pid, signal.SIGINT)
+    out, errors = child.communicate(timeout=60)
+    assert child.returncode == 0, errors.decode()
+    assert out.decode() == expected and "Traceback" not in errors.decode()

@@ -128,6 +128,7 @@ NETWORK_SIZES: dict[str, NetworkConfig] = {
     "small": NetworkConfig(),
     "large": NetworkConfig(conv_channels=[32, 64], rnn_hidden=128),
 }
+DEFAULT_NETWORK_SIZE = "small"
 
 
 @dataclass

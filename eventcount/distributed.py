@@ -154,4 +154,4 @@ def wrap(model: torch.nn.Module, ranks: Ranks, device: str) -> torch.nn.Module:
     from torch.nn.parallel import DistributedDataParallel
 
     device_ids = [ranks.local_rank] if device.startswith("cuda") else None
-    return DistributedDataParallel(model, device_ids=device_ids, broadcast_buffers=False)
+    return DistributedDataParallel(model, device_ids=device_ids)  # the CRNN has no buffers to keep in step

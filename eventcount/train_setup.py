@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from eventcount.config import (
+    DEFAULT_NETWORK_SIZE,
     NETWORK_SIZES,
     DecodeConfig,
     FrontendConfig,
@@ -125,7 +126,8 @@ def training_setup(
     sections = _sections(config_file)
     if size is not None and size not in NETWORK_SIZES:
         raise OptionError(f"--size: expected one of {', '.join(NETWORK_SIZES)}, got {size!r}")
-    network = _merged(NetworkConfig, NETWORK_SIZES[size or "small"], sections["network"], where=f"{where} network")
+    base = NETWORK_SIZES[size or DEFAULT_NETWORK_SIZE]
+    network = _merged(NetworkConfig, base, sections["network"], where=f"{where} network")
     decode = _merged(DecodeConfig, DecodeConfig(), sections["decode"], where=f"{where} decode")
     train_flags = dict(train or {})
     if stretch is not None:

@@ -13,8 +13,8 @@ import pytest
 
 from eventcount.annotations import Event, events_by_class, read_events
 from eventcount.config import ModelSpec, TrainConfig
-from eventcount.evaluate import Counts, match_counts
 from eventcount.detection import Detector
+from eventcount.evaluate import Counts, match_counts
 from eventcount.prepare import make_count_table
 from eventcount.recordings import event_file_for
 from eventcount.synthetic import make_synthetic_set

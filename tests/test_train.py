@@ -29,7 +29,8 @@ def table(tmp_path_factory) -> CountTable:
 
 
 def config(**changes) -> TrainConfig:
-    return dataclasses.replace(TrainConfig(steps=12, batch_size=6, validate_every=4, seed=1, val_fraction=0.25),
+    return dataclasses.replace(TrainConfig(steps=12, batch_size=6, validate_every=4, seed=1, val_fraction=0.25,
+                                           num_threads=1),
                                **changes)
 
 

@@ -21,15 +21,11 @@ from eventcount.cli.common import (
     show_progress,
 )
 from eventcount.cli.sensor_flags import sensor_flags
-from eventcount.config import DEFAULT_STRETCH, NETWORK_SIZES, FrontendConfig, TrainConfig
+from eventcount.config import DEFAULT_NETWORK_SIZE, DEFAULT_STRETCH, NETWORK_SIZES, FrontendConfig, TrainConfig
 from eventcount.errors import EventcountError
 from eventcount.train_setup import OptionError, select_classes, training_setup
 
 TRAIN, FRONTEND = TrainConfig(), FrontendConfig()
-
-
-def _default(value: object) -> str:
-    return f" [default: {value}]"
 
 
 @app.command()
@@ -37,36 +33,36 @@ def _default(value: object) -> str:
 def train(
     counts: Annotated[Path, typer.Option(help="Count labels CSV (from `prepare` or written by hand).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Model file to write (.pt).")],
-    config: Annotated[Path | None, typer.Option(help="YAML with `train:`, `frontend:`, `network:`, `decode:` sections; flags win.")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with `train:`, `frontend:`, `network:`, `decode:` sections; flags win.", show_default="none")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing model file.")] = False,
-    loss: Annotated[str | None, typer.Option(help="counts (weak labels), softloc (rough timestamps) or ce (exact timestamps)." + _default(TRAIN.loss))] = None,
-    events: Annotated[Path | None, typer.Option(help="Folder of timestamp files for softloc and ce (default: beside each recording).")] = None,
-    class_map: Annotated[Path | None, typer.Option(help="YAML mapping raw timestamp labels to classes.")] = None,
-    classes: Annotated[str | None, typer.Option(help="Train only these classes (comma-separated; default: all).")] = None,
-    val: Annotated[Path | None, typer.Option(help="Validation count labels (default: hold out recordings).")] = None,
-    val_fraction: Annotated[float | None, typer.Option(help="Fraction of recordings held out when --val is not given." + _default(TRAIN.val_fraction))] = None,
-    val_events: Annotated[Path | None, typer.Option(help="Timestamps of validation recordings: thresholds then maximise F1.")] = None,
-    steps: Annotated[int | None, typer.Option(help="Optimisation steps." + _default(TRAIN.steps))] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Clips per step (over all processes under torchrun)." + _default(TRAIN.batch_size))] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (AdamW)." + _default(TRAIN.learning_rate))] = None,
-    cmax: Annotated[int | None, typer.Option(help="Count truncation (default: exact).")] = None,
-    size: Annotated[str | None, typer.Option(help=f"Network size: {' or '.join(NETWORK_SIZES)}; a `network:` section adjusts it." + _default("small"))] = None,
-    frontend: Annotated[str | None, typer.Option(help="audio or sensor." + _default(FRONTEND.kind))] = None,
-    frame_rate: Annotated[float | None, typer.Option(help="Frames per second." + _default(FRONTEND.frame_rate))] = None,
+    loss: Annotated[str | None, typer.Option(help="counts (weak labels), softloc (rough timestamps) or ce (exact timestamps).", show_default=str(TRAIN.loss))] = None,
+    events: Annotated[Path | None, typer.Option(help="Folder of timestamp files for softloc and ce.", show_default="beside each recording")] = None,
+    class_map: Annotated[Path | None, typer.Option(help="YAML mapping raw timestamp labels to classes.", show_default="none")] = None,
+    classes: Annotated[str | None, typer.Option(help="Train only these classes (comma-separated).", show_default="all")] = None,
+    val: Annotated[Path | None, typer.Option(help="Validation count labels.", show_default="hold out --val-fraction of the recordings")] = None,
+    val_fraction: Annotated[float | None, typer.Option(help="Fraction of recordings held out when --val is not given.", show_default=str(TRAIN.val_fraction))] = None,
+    val_events: Annotated[Path | None, typer.Option(help="Timestamps of validation recordings: thresholds then maximise F1.", show_default="none: thresholds match the counts")] = None,
+    steps: Annotated[int | None, typer.Option(help="Optimisation steps.", show_default=str(TRAIN.steps))] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Clips per step (over all processes under torchrun).", show_default=str(TRAIN.batch_size))] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (AdamW).", show_default=str(TRAIN.learning_rate))] = None,
+    cmax: Annotated[int | None, typer.Option(help="Count truncation.", show_default="none: exact")] = None,
+    size: Annotated[str | None, typer.Option(help=f"Network size: {' or '.join(NETWORK_SIZES)}; a `network:` section adjusts it.", show_default=DEFAULT_NETWORK_SIZE)] = None,
+    frontend: Annotated[str | None, typer.Option(help="audio or sensor.", show_default=str(FRONTEND.kind))] = None,
+    frame_rate: Annotated[float | None, typer.Option(help="Frames per second.", show_default=str(FRONTEND.frame_rate))] = None,
     samples_per_frame: Annotated[int | None, typer.Option(help="Sensor: samples per frame (the sensor is resampled to frame rate x this).", show_default=str(FRONTEND.samples_per_frame), min=1)] = None,
-    context: Annotated[str | None, typer.Option(help="Unlabelled context before each clip (stops late firing)." + _default(f"{TRAIN.context_s}s"))] = None,
-    lookahead: Annotated[str | None, typer.Option(help="How long after a hit the model may wait before reporting it, e.g. 60ms (default: one frame for audio, none for sensors).")] = None,
-    stretch: Annotated[str | None, typer.Option(help="Time-stretch range LOW,HIGH or off." + _default(",".join(map(str, DEFAULT_STRETCH))))] = None,
-    band_limit: Annotated[float | None, typer.Option(help="Share of training copies heard as if recorded at a random lower sample rate, e.g. 0.3 (for models that must also work on low-rate files)." + _default(TRAIN.band_limit), min=0.0, max=1.0)] = None,
-    softness: Annotated[str | None, typer.Option(help="SoftLoc smoothing width (std)." + _default(f"{TRAIN.softness_s}s"))] = None,
-    alpha_start: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the start." + _default(TRAIN.alpha_start))] = None,
-    alpha_end: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the end." + _default(TRAIN.alpha_end))] = None,
-    label_noise: Annotated[str | None, typer.Option(help="Experiment: move each training timestamp by noise of this size.")] = None,
-    label_noise_kind: Annotated[str | None, typer.Option(help="gaussian, uniform or skewed." + _default(TRAIN.label_noise_kind))] = None,
-    calibrate_lag: Annotated[Path | None, typer.Option(help="Opt-in: estimate a constant lag from timestamps in this folder (validation recordings) and store it.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed." + _default(TRAIN.seed))] = None,
-    device: Annotated[str | None, typer.Option(help="cpu, cuda or auto (cuda trains with mixed precision)." + _default(TRAIN.device))] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch and the counting loss, per process.")] = None,
+    context: Annotated[str | None, typer.Option(help="Unlabelled context before each clip (stops late firing).", show_default=str(f"{TRAIN.context_s}s"))] = None,
+    lookahead: Annotated[str | None, typer.Option(help="How long after a hit the model may wait before reporting it, e.g. 60ms.", show_default="one frame for audio, none for sensors")] = None,
+    stretch: Annotated[str | None, typer.Option(help="Time-stretch range LOW,HIGH or off.", show_default=str(",".join(map(str, DEFAULT_STRETCH))))] = None,
+    band_limit: Annotated[float | None, typer.Option(help="Share of training copies heard as if recorded at a random lower sample rate, e.g. 0.3 (for models that must also work on low-rate files).", show_default=str(TRAIN.band_limit), min=0.0, max=1.0)] = None,
+    softness: Annotated[str | None, typer.Option(help="SoftLoc smoothing width (std).", show_default=str(f"{TRAIN.softness_s}s"))] = None,
+    alpha_start: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the start.", show_default=str(TRAIN.alpha_start))] = None,
+    alpha_end: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the end.", show_default=str(TRAIN.alpha_end))] = None,
+    label_noise: Annotated[str | None, typer.Option(help="Experiment: move each training timestamp by noise of this size.", show_default="none")] = None,
+    label_noise_kind: Annotated[str | None, typer.Option(help="gaussian, uniform or skewed.", show_default=str(TRAIN.label_noise_kind))] = None,
+    calibrate_lag: Annotated[Path | None, typer.Option(help="Opt-in: estimate a constant lag from timestamps in this folder (validation recordings) and store it.", show_default="off")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.", show_default=str(TRAIN.seed))] = None,
+    device: Annotated[str | None, typer.Option(help="cpu, cuda or auto (cuda trains with mixed precision).", show_default=str(TRAIN.device))] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch and the counting loss, per process.", show_default="the idle cores (1 per process under torchrun)")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run (reads OUTPUT.resume).")] = False,
     sensor: dict | None = None,
 ) -> None:

@@ -28,8 +28,8 @@ class SensorConfig:
     time_unit: "s", "ms", "us", "ns", or "auto" (the time column's name suffix: `_ms`, `(ns)`, ...; else s).
     rate: samples per second of a file without a time column (or a `.npy` array); with one, the rate to
         resample to (None = the typical rate of the timestamps).
-    max_gap_s: a longer step between two timestamps is a gap: the recording is processed in segments around
-        it and no event is reported inside it.
+    max_gap_s: a longer step between two timestamps is a gap, kept in `Signal.gaps` (see `Signal` for what
+        detection does with it).
     max_disorder_s: rows out of order by at most this are sorted (with a warning); by more, an error.
     strict_timestamps: refuse repeated or out-of-order timestamps and gaps instead of repairing them.
     delimiter: ",", "\\t", ";", "whitespace", or None to detect it from the first line.

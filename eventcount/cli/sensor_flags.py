@@ -37,8 +37,8 @@ FLAGS: dict[str, tuple[Any, Any]] = {  # name: (annotation, default)
     "rate": (Annotated[float | None, _option("Samples per second: of a file without a time column or a .npy array; "
                                              "else the rate to resample to.", "the timestamps' typical rate")],
              None),
-    "max_gap": (Annotated[str | None, _option("A longer step between timestamps is a gap: processed in segments, no "
-                                              "event reported inside it.", f"{_DEFAULT.max_gap_s:g}s")], None),
+    "max_gap": (Annotated[str | None, _option("A longer step between timestamps is a gap in the recording (marked, "
+                                              "with a warning; see --strict-timestamps).", f"{_DEFAULT.max_gap_s:g}s")], None),
     "max_disorder": (Annotated[str | None, _option("Rows out of order by at most this are sorted (with a warning); "
                                                    "by more, an error.", f"{_DEFAULT.max_disorder_s:g}s")], None),
     "strict_timestamps": (Annotated[bool | None, _option("Refuse repeated or out-of-order timestamps and gaps "

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from eventcount.stream import EventStream
 
 BLOCK_S = 60.0
-RESAMPLE_MARGIN = 512
 
 
 def tta_factors(n: int) -> list[float]:
@@ -176,11 +175,11 @@ class ActivationStream:
 
 
 def resample_margin(ratio: Fraction) -> int:
-    """Input samples the resampling filter reads on either side of an output sample's block of input: the sinc
-    kernel's half width plus one block (torchaudio's `resample`, Kaiser-free sinc, 6 zero crossings, 0.99
-    roll-off), and at least RESAMPLE_MARGIN."""
+    """Input samples the resampling filter reads beyond an output sample's position, on either side: the sinc
+    kernel's half width plus one input block (torchaudio's `resample`: 6 zero crossings, 0.99 roll-off; the
+    filter for output block k spans input [k * den - width, k * den + den + width))."""
     width = math.ceil(6 * ratio.denominator / (min(ratio.numerator, ratio.denominator) * 0.99))
-    return max(RESAMPLE_MARGIN, width + ratio.denominator + 1)
+    return width + ratio.denominator + 1
 
 
 class Resampler:

@@ -280,4 +280,6 @@ def test_usage_errors(tmp_path: Path, tiny_model: Path) -> None:
     assert "nothing does not exist" in text
     text = label(tmp_path / "data", "-m", tmp_path / "missing.pt", "-o", tmp_path / "o", code=1)
     assert "missing.pt" in text and "not found" in text
+    text = label(tmp_path / "data", "-m", tiny_model, "-o", tmp_path / "o2", "--engine", "spark", code=1)
+    assert "--engine spark: choose local or ray" in text and not (tmp_path / "o2").exists()
     assert parse_size("2GB") == 2 * 1024**3 and parse_size("1.5k") == 1536 and parse_size("100") == 100

@@ -26,7 +26,7 @@ def pseudo_label(
     sources: Annotated[list[Path], typer.Argument(help="Recordings, folders and .tar/.tar.gz/.tgz/.zip archives; with --merge: the shards' output folders.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (with --merge: a folder or a .jsonl file for the merged manifest).")],
     model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name (see `eventcount models list`) or a .pt file.")] = None,
-    jobs: Annotated[int | None, typer.Option(help="Worker processes, or Ray actors with --engine ray (default: the idle CPU cores; with Ray, one per CPU of the cluster).", min=1)] = None,
+    jobs: Annotated[int | None, typer.Option(help="Worker processes, or Ray actors with --engine ray.", show_default="the idle CPU cores; with Ray, one per CPU of the cluster", min=1)] = None,
     shard: Annotated[str | None, typer.Option(help="Label only part INDEX/COUNT of the recordings, INDEX 0-based (e.g. 0/4 ... 3/4).")] = None,
     fmt: Annotated[str, typer.Option("--format", help="tsv, csv, audacity, jams or midi.")] = DEFAULT_FORMAT,
     tta: Annotated[int, typer.Option(help="Average this many time-stretched passes (more accurate, slower).", min=1)] = DetectSettings.tta,
@@ -36,7 +36,7 @@ def pseudo_label(
     max_size: Annotated[str, typer.Option(help="Largest recording read, once decompressed (guards against compression bombs), e.g. 500MB.")] = "2GB",
     merge: Annotated[bool, typer.Option("--merge", help="Combine the manifests of the shard output folders given as SOURCES; report missing and duplicate recordings.")] = False,
     engine: Annotated[str, typer.Option(help="local (worker processes on this machine) or ray (actors on a Ray cluster; pip install \"eventcount[ray]\").")] = "local",
-    ray_address: Annotated[str | None, typer.Option(help="With --engine ray: the cluster to join, e.g. auto or ray://head:10001 (default: start a local one).")] = None,
+    ray_address: Annotated[str | None, typer.Option(help="With --engine ray: the cluster to join, e.g. auto or ray://head:10001.", show_default="start a local Ray")] = None,
     sensor: dict | None = None,
 ) -> None:
     """Label every recording in folders and tar/zip archives: resumable, parallel, shardable.

@@ -6,7 +6,7 @@ pool), `ray_engine` the Ray one; `manifest` records what happened to each record
 across machines and merges the results; `run` is the job itself.
 """
 
-from eventcount.pseudolabel.run import ENGINES, RunSummary, describe, pseudo_label
+from eventcount.pseudolabel.run import DEFAULT_ENGINE, ENGINES, RunSummary, describe, pseudo_label
 from eventcount.pseudolabel.shards import MergeResult, merge, parse_shard
 
-__all__ = ["ENGINES", "MergeResult", "RunSummary", "describe", "merge", "parse_shard", "pseudo_label"]
+__all__ = ["DEFAULT_ENGINE", "ENGINES", "MergeResult", "RunSummary", "describe", "merge", "parse_shard", "pseudo_label"]

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from eventcount.checkpoint import file_sha256, read_model_file, resolve_model_path
 from eventcount.errors import EventcountError
 from eventcount.pseudolabel.labeller import LabelSettings, problem_entry, remove_temp_files
 from eventcount.pseudolabel.manifest import Manifest, ManifestEntry
@@ -29,6 +28,7 @@ from eventcount.writers import get_writer
 
 Engine = Literal["local", "ray"]
 ENGINES: tuple[Engine, ...] = ("local", "ray")
+DEFAULT_ENGINE: Engine = "local"
 
 
 @dataclass
@@ -88,6 +88,8 @@ class _Plan:
 def _settings(model: str | Path | None, outdir: Path, fmt: str, tta: int, min_confidence: float,
               sensor_options: dict[str, Any] | None) -> tuple[LabelSettings, str]:
     """Check the options and the model file (without building the network); also return the model's kind."""
+    from eventcount.checkpoint import file_sha256, read_model_file, resolve_model_path
+
     get_writer(fmt)
     if tta < 1:
         raise EventcountError(f"--tta {tta}: give 1 (one pass) or more")
@@ -148,7 +150,7 @@ def pseudo_label(
     glob: str | None = None,
     max_bytes: int = DEFAULT_MAX_BYTES,
     sensor_options: dict[str, Any] | None = None,
-    engine: Engine = "local",
+    engine: Engine = DEFAULT_ENGINE,
     ray_address: str | None = None,
     on_progress: Callable[[RunSummary], None] | None = None,
 ) -> RunSummary:

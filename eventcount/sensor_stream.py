@@ -41,7 +41,6 @@ class CsvGrid:
         self.times = np.zeros(0)  # rows not yet behind the grid: seconds, and values (NaN: missing)
         self.values = np.zeros((0, 0))
         self.known = np.zeros((0, 0), bool)  # cells given in the stream (not filled)
-        self.lines = np.zeros(0, np.int64)
         self.anchors: list[tuple[float, float] | None] = []  # per column: last known (time, value) before `times`
         self.settled = 0  # rows of `times` whose every cell is known
         self.next_sample = 0  # the next grid index to emit
@@ -104,7 +103,6 @@ class CsvGrid:
         self.times = np.concatenate([self.times, times])
         self.values = np.concatenate([self.values, block])
         self.known = np.concatenate([self.known, ~np.isnan(block)])
-        self.lines = np.concatenate([self.lines, lines])
         self.rows += len(values)
         return self._emit(final=False)
 
@@ -118,7 +116,7 @@ class CsvGrid:
         if self.origin is None:
             self.origin = float(raw[0])
         times = (raw - self.origin) * self.layout.time_scale
-        previous = np.concatenate([self.times[-1:] if self.times.size else times[:1] - 1, times[:-1]])
+        previous = np.concatenate([self.times[-1:] if self.times.size else [np.nan], times[:-1]])  # NaN: none
         steps = times - previous
         for k in np.flatnonzero((steps <= 0) | (steps > self.options.max_gap_s))[:1]:
             what = ("is not after the one before" if steps[k] <= 0 else
@@ -196,7 +194,7 @@ class CsvGrid:
             if known.size:
                 self.anchors[j] = (float(self.times[known[-1]]), float(self.values[known[-1], j]))
         self.times, self.values, self.known = self.times[keep:], self.values[keep:], self.known[keep:]
-        self.lines, self.settled = self.lines[keep:], self.settled - keep
+        self.settled -= keep
 
     def _empty(self) -> np.ndarray:
         return np.zeros((0, self.channels or 1), np.float32)

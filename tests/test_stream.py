@@ -339,6 +339,11 @@ def test_sensor_stream_errors_name_the_line(tmp_path: Path) -> None:
     text = "t,x\n" + "".join(f"{i / 100},{i}\n" for i in range(30)) + "0.1,5\n"
     with pytest.raises(EventcountError, match="line 32: timestamp 0.1 is not after"):
         list(csv_blocks(io.BytesIO(text.encode()), CsvGrid(options, 100)))
+    gappy = SensorConfig(time_column="t", max_gap_s=0.5)
+    rows = [f"{i / 100},{i}\n" for i in range(30)] + ["0.9,1\n"]
+    with pytest.raises(EventcountError, match="line 32: timestamp 0.9 comes 0.61 s after .* --max-gap 0.5 s"):
+        list(csv_blocks(io.BytesIO(("t,x\n" + "".join(rows)).encode()), CsvGrid(gappy, 100)))
+    assert sum(map(len, csv_blocks(io.BytesIO(("t,x\n" + "".join(rows[:30])).encode()), CsvGrid(gappy, 100)))) == 30
     with pytest.raises(EventcountError, match="line 3, column 'x': 'abc' is not a number"):
         list(csv_blocks(io.BytesIO(b"t,x\n0,1\n0.01,abc\n" + b"".join(b"%d,1\n" % i for i in range(1, 30))),
                         CsvGrid(options, 100)))

@@ -86,9 +86,12 @@ class Handler(BaseHTTPRequestHandler):
             self._json({"error": str(error)}, HTTPStatus.NOT_FOUND)
         except EventcountError as error:
             self._json({"error": str(error)}, HTTPStatus.BAD_REQUEST)
-        except OSError as error:  # the disk is full or gone: the page says the answer was not saved
+        except ConnectionError:  # the page went on (a clip's audio no longer wanted) or was closed
+            self.close_connection = True
+        except OSError as error:  # the disk is full or gone: the page says so (and that the answer was not saved)
             log.error("annotate: %s", error)
-            self._json({"error": f"not saved: {error.strerror or error}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
+            prefix = "not saved: " if method == "POST" else ""
+            self._json({"error": f"{prefix}{error.strerror or error}"}, HTTPStatus.INTERNAL_SERVER_ERROR)
 
     def _check_host(self) -> None:
         if self.server.check_host:

@@ -79,6 +79,7 @@ function save() {
 const audio = $("audio");
 const player = {
   playing: false,
+  frame: 0,
   rate: 1,
   loop: false,
   clockStart: 0,
@@ -105,7 +106,8 @@ const player = {
         say("press Space to play the clip");
       });
     }
-    requestAnimationFrame(tick);
+    cancelAnimationFrame(player.frame);  // one drawing loop, however often playback restarts
+    player.frame = requestAnimationFrame(tick);
   },
   pause() {
     if (this.sensor()) this.clockOffset = this.time();
@@ -127,7 +129,7 @@ function tick() {
   if (!player.playing) return;
   if (player.sensor() && player.time() >= player.length()) { player.ended(); return; }
   draw();
-  requestAnimationFrame(tick);
+  player.frame = requestAnimationFrame(tick);
 }
 
 // ------------------------------------------------------------------------------------------ drawing

@@ -137,3 +137,27 @@ def test_closing_the_page_right_after_a_key_loses_nothing(tmp_path: Path, driver
     finally:
         server.kill()
     assert [c.counts for c in read_count_table(tmp_path / "labels.csv").clips] == [[7]]
+
+
+@pytest.mark.slow
+def test_one_drawing_loop_however_many_clips(tmp_path: Path, driver) -> None:
+    _recording(tmp_path / "a.wav", 40.0, [0.5])
+    server = ServerProcess(["a.wav", "--classes", "KD", "-o", "labels.csv"], cwd=tmp_path)
+    try:
+        driver.get(server.url)
+        wait_clip(driver, 0)
+        driver.execute_script("""
+            window.frames_ = {calls: 0, stamps: new Set()};
+            const original = window.requestAnimationFrame.bind(window);
+            window.requestAnimationFrame = (callback) => original((t) => {
+                frames_.calls += 1; frames_.stamps.add(t); callback(t); });""")
+        for index in range(1, 12):
+            press(driver, "n")
+            wait_clip(driver, index)
+        wait_for(driver, "!document.getElementById('audio').paused")
+        driver.execute_script("frames_.calls = 0; frames_.stamps.clear();")
+        time.sleep(0.5)
+        calls, frames = driver.execute_script("return [frames_.calls, frames_.stamps.size]")
+    finally:
+        server.kill()
+    assert frames > 0 and calls <= frames + 1  # one callback per frame, not one per clip visited

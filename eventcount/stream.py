@@ -149,37 +149,56 @@ STREAM_FORMATS = ("tsv", "csv", "audacity")  # one line per event: written as ev
 class EventSink:
     """Where a stream's events go as they are decided: lines on a text stream or appended to a file, flushed
     at once (`STREAM_FORMATS`); formats that need the whole list (jams, midi) are written to `target` when the
-    stream ends, atomically."""
+    stream ends, atomically. A file is created with the first event (or at `close`), so a stream that fails
+    before any event leaves no file (`discard`)."""
 
     def __init__(self, fmt: str, target: Path | None = None, out: TextIO | None = None, overwrite: bool = False):
         _, self.render = get_writer(fmt)
-        self.fmt, self.target, self.events = fmt, target, []
+        self.fmt, self.target, self.out = fmt, target, out
+        self.events: list[Event] = []
         self.lines = fmt in STREAM_FORMATS
         if not self.lines and target is None:
             raise EventcountError(f"format {fmt} needs the whole list of events; give -o FILE (written when the "
                                   "stream ends) or use one of " + ", ".join(STREAM_FORMATS))
         if target is not None and target.exists() and not overwrite:
             raise EventcountError(f"{target} exists; use --overwrite to replace it")
+        self.header = str(self.render([])) if self.lines else ""
         self.handle: TextIO | None = None
-        if self.lines:
-            self.header = str(self.render([]))
-            self.handle = out if target is None else open(target, "w", encoding="utf-8")  # noqa: SIM115
-            self.handle.write(self.header)
-            self.handle.flush()
+        if self.lines and target is None:
+            self._start(out)
+
+    def _start(self, handle: TextIO | None) -> None:
+        self.handle = handle if handle is not None else open(self.target, "w", encoding="utf-8")  # noqa: SIM115
+        self.handle.write(self.header)
+        self.handle.flush()
 
     def write(self, events: list[Event]) -> None:
         """Hand on a batch of decided events."""
         self.events += events
-        if self.handle is not None and events:
-            self.handle.write("".join(str(self.render([e]))[len(self.header):] for e in events))
-            self.handle.flush()
+        if not (self.lines and events):
+            return
+        if self.handle is None:
+            self._start(None)
+        self.handle.write("".join(str(self.render([e]))[len(self.header):] for e in events))
+        self.handle.flush()
 
     def close(self, duration_s: float | None = None) -> None:
-        """The stream ended: close the file, or write the whole-list format."""
-        if self.handle is not None and self.target is not None:
-            self.handle.close()
-        elif not self.lines and self.target is not None:
+        """The stream ended: close the file (created now if no event came), or write the whole-list format."""
+        if self.target is None:
+            return
+        if not self.lines:
             write_events(self.target, self.events, self.fmt, duration_s=duration_s)
+            return
+        if self.handle is None:
+            self._start(None)
+        self.handle.close()
+
+    def discard(self) -> None:
+        """The stream failed before any event: remove the file begun for it, if any."""
+        if self.target is not None and self.handle is not None and not self.events:
+            self.handle.close()
+            self.target.unlink(missing_ok=True)
+            self.handle = None
 
 
 def detect_pipe(detector: Detector, source: BinaryIO, sink: EventSink, settings: DetectSettings | None = None,
@@ -190,14 +209,18 @@ def detect_pipe(detector: Detector, source: BinaryIO, sink: EventSink, settings:
     `settings.sensor["rate"]`, the `--rate` option); sensor models read CSV lines (`eventcount.sensor_stream`).
     Returns the finished stream."""
     settings = settings or DetectSettings()
-    if detector.spec.frontend.kind == "audio":
-        layout, blocks = open_pcm_stream(source, name, settings.sensor.get("rate"), channels, sample_format)
-        stream = detector.stream(layout.rate, layout.channels, settings)
-    else:
-        stream, blocks = _sensor_stream(detector, source, settings, name)
-    run_stream(stream, blocks, sink.write)
-    if stream.samples == 0:
-        raise EventcountError(f"{name}: the stream contains no samples")
+    try:
+        if detector.spec.frontend.kind == "audio":
+            layout, blocks = open_pcm_stream(source, name, settings.sensor.get("rate"), channels, sample_format)
+            stream = detector.stream(layout.rate, layout.channels, settings)
+        else:
+            stream, blocks = _sensor_stream(detector, source, settings, name)
+        run_stream(stream, blocks, sink.write)
+        if stream.samples == 0:
+            raise EventcountError(f"{name}: the stream contains no samples")
+    except EventcountError:
+        sink.discard()
+        raise
     sink.close(stream.duration_s)
     return stream
 

@@ -267,6 +267,17 @@ def test_event_sink_appends_lines_to_a_file(tmp_path: Path) -> None:
         EventSink("tsv", target)
 
 
+def test_detect_dash_that_fails_leaves_no_file(tiny: Detector, tmp_path: Path) -> None:
+    target = tmp_path / "out.events.tsv"
+    result = detect_cli("-", "-m", tiny.info["path"], "-o", target, stdin=b"not audio")
+    assert result.exit_code == 1 and "not a WAV stream" in result.output
+    assert not target.exists()
+    data = write_clip(tmp_path / "clip.wav", 16000, 0.5)
+    written = detect_cli("-", "-m", tiny.info["path"], "-o", target, stdin=wav_stream(data, 16000, 0))
+    assert written.exit_code == 0 and written.stdout == ""
+    assert target.read_text() == detect_cli(tmp_path / "clip.wav", "-m", tiny.info["path"]).stdout
+
+
 # ---------------------------------------------------------------------------------------------- sensors
 
 

@@ -25,7 +25,7 @@ from eventcount.config import DEFAULT_FORMAT, DetectSettings
 @app.command()
 @sensor_flags
 def detect(
-    inputs: Annotated[list[Path], typer.Argument(help="Recordings or folders of recordings.")],
+    inputs: Annotated[list[Path], typer.Argument(help="Recordings or folders of recordings; - reads a stream from standard input (WAV, raw PCM or sensor CSV lines).")],
     model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name (see `eventcount models list`) or a .pt file.", show_default="drums")] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (one input, with an extension) or folder.", show_default="standard output")] = None,
     fmt: Annotated[str, typer.Option("--format", help="tsv, csv, audacity, jams or midi.")] = DEFAULT_FORMAT,

@@ -9,7 +9,7 @@ import torch
 
 from eventcount.config import DEFAULT_TOLERANCE_S, ModelSpec
 from eventcount.dataset import ClipData, load_events
-from eventcount.decode import class_threshold, pick_class
+from eventcount.decode import class_threshold, pick_class, total_lag_s
 from eventcount.errors import EventcountError
 from eventcount.evaluate import match_counts
 from eventcount.network import CRNN
@@ -56,7 +56,7 @@ def choose_thresholds(probs: dict[Path, np.ndarray], spec: ModelSpec, data: Clip
     Returns ({class: threshold}, {class: {"threshold", "criterion", "value"}}).
     """
     rate, dec = spec.frontend.frame_rate, spec.decode
-    lag_s = dec.lag_s + spec.frontend.detection_delay_s
+    lag_s = total_lag_s(dec, rate, spec.frontend.detection_delay())
     thresholds, scores = {}, {}
     for d, name in enumerate(spec.classes):
         results = []

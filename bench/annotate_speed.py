@@ -35,12 +35,23 @@ def true_counts(times: dict[str, np.ndarray], duration_s: float, window_s: float
             for start, end in windows(duration_s, window_s, None)]
 
 
-def count_all(driver, counts: list[list[int]]) -> list[float]:
-    """Type every clip's counts and go on; the seconds each clip took, key to next clip ready."""
+def script_seconds(driver) -> float:
+    """The page's JavaScript time so far (Chrome's Performance.getMetrics ScriptDuration)."""
+    metrics = driver.execute_cdp_cmd("Performance.getMetrics", {})["metrics"]
+    return next(m["value"] for m in metrics if m["name"] == "ScriptDuration")
+
+
+def count_all(driver, counts: list[list[int]]) -> tuple[list[float], list[float]]:
+    """Type every clip's counts and go on; the seconds each clip took (key to next clip ready), and the page's
+    script time at the start, after the first tenth of the clips, before the last tenth and at the end."""
     from selenium.webdriver.common.keys import Keys
 
-    took = []
+    driver.execute_cdp_cmd("Performance.enable", {})
+    tenth = max(1, len(counts) // 10)
+    took, script = [], []
     for index, clip in enumerate(counts):
+        if index in (0, tenth, len(counts) - tenth):
+            script.append(script_seconds(driver))
         start = time.perf_counter()
         press(driver, Keys.TAB.join(str(n) for n in clip) + Keys.ENTER)
         if index + 1 < len(counts):
@@ -48,7 +59,8 @@ def count_all(driver, counts: list[list[int]]) -> list[float]:
         took.append(time.perf_counter() - start)
     wait_for(driver, "document.body.dataset.done === '1'")
     wait_saved(driver)
-    return took
+    script.append(script_seconds(driver))
+    return took, script
 
 
 def main() -> None:
@@ -71,7 +83,7 @@ def main() -> None:
             driver.get(server.url)
             wait_clip(driver, 0)
             start = time.perf_counter()
-            took = count_all(driver, counts)
+            took, script = count_all(driver, counts)
             total = time.perf_counter() - start
         finally:
             driver.quit()
@@ -85,6 +97,8 @@ def main() -> None:
     tenth = max(1, len(took) // 10)
     print(f"median of the first {tenth} clips {statistics.median(took[:tenth]) * 1000:.0f} ms, of the last "
           f"{tenth} {statistics.median(took[-tenth:]) * 1000:.0f} ms (a page that slowed down would show here)")
+    print(f"page script time per clip: first {tenth} clips {(script[1] - script[0]) / tenth * 1000:.0f} ms, "
+          f"last {tenth} {(script[3] - script[2]) / tenth * 1000:.0f} ms")
     print(f"labels.csv matches the true counts: {written == counts}")
 
 

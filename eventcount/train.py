@@ -150,6 +150,10 @@ def _train(table: CountTable, spec: ModelSpec, config: TrainConfig, out: Path, i
     val_table = inputs.val_table
     if val_table is None:
         table, val_table = split_validation(table, config.val_fraction, config.seed)
+    max_count = max(max(c.counts) for c in table.clips)
+    if config.cmax is not None and max_count > config.cmax:
+        raise EventcountError(f"cmax {config.cmax} is below the largest count in the labels ({max_count})")
+    state = distributed.on_main(lambda: load_resume(out), ranks) if resume else None
     stage(f"reading {len(table.recordings())} training recordings")
     frontend, hours = distributed.on_main(lambda: _resolve_data(spec, table, val_table, config), ranks)
     frontend.detection_delay_frames = frontend.detection_delay()  # stored explicitly in the model file
@@ -168,9 +172,6 @@ def _train(table: CountTable, spec: ModelSpec, config: TrainConfig, out: Path, i
         stage(f"computing features of {len(val_table.recordings())} validation recordings")
         val_data = ClipData(val_table, frontend, [1.0], timed or inputs.val_events_dir is not None,
                             inputs.val_events_dir or inputs.events_dir, inputs.class_map)
-    max_count = max(max(c.counts) for c in table.clips)
-    if config.cmax is not None and max_count > config.cmax:
-        raise EventcountError(f"cmax {config.cmax} is below the largest count in the labels ({max_count})")
     torch.manual_seed(config.seed)
     model = CRNN(train_data.n_features, len(spec.classes), spec.network)
     typical = int(np.median([b - a for a, b in (train_data.clip_frames(c, 1.0) for c in train_data.clips)]))
@@ -178,10 +179,7 @@ def _train(table: CountTable, spec: ModelSpec, config: TrainConfig, out: Path, i
     model.to(device)
     optimizer, scheduler = make_optimizer(model, config)
     scaler = grad_scaler(device)
-    step, history = 0, []
-    if resume:
-        state = distributed.on_main(lambda: load_resume(out), ranks)
-        step, history = _restore(state, model, optimizer, scheduler, scaler)
+    step, history = _restore(state, model, optimizer, scheduler, scaler) if state else (0, [])
     loop = TrainLoop(distributed.wrap(model, ranks, device), model, optimizer, scheduler, scaler, config, spec,
                      ranks, device, out)
     started = time.time()

@@ -21,7 +21,7 @@ classes="$here/classes.yaml"
 SF2=/usr/share/sounds/sf2 SF3=/usr/share/sounds/sf3
 kits=$shared/drumkits
 render() { nice -n 5 "$py" "$here/render_groove.py" "$@"; }
-songs=(--accompaniment "$shared/pop909-midi" --songs 1-809 --accompaniment-share 0.7 --accompaniment-db -6,12
+songs=(--accompaniment "$shared/pop909-midi" --songs 1-809 --accompaniment-share 0.7 --accompaniment-db=-6,12
        --accompaniment-soundfont "$SF2/FluidR3_GM.sf2" --accompaniment-soundfont "$SF3/MuseScore_General.sf3")
 heldout_songs=(--accompaniment "$shared/pop909-midi" --songs 810-909 --accompaniment-share 1 --accompaniment-db 0,0
                --accompaniment-soundfont "$SF2/FluidR3_GM.sf2" --accompaniment-soundfont "$SF2/TimGM6mb.sf2")
@@ -40,11 +40,11 @@ if [[ $stage == all || $stage == render ]]; then
     render --split validation --soundfont "$SF2/TimGM6mb.sf2" --out "$data/val_heldout"
     # training: the three real kits that are not held out, and the soundfont and Hydrogen kits of the shipped model
     render --split train --max-duration 3600 --seed 5 --augment "${REAL[@]}" "${songs[@]}" --out "$data/train_real_acc"
-    render --split train --max-duration 3600 --seed 6 --augment --soundfont "$SF2/FluidR3_GM.sf2" \
+    render --split train --limit 77 --seed 6 --augment --soundfont "$SF2/FluidR3_GM.sf2" \
         --soundfont "$SF3/MuseScore_General.sf3" --soundfont "$SF2/FluidR3_GM.sf2@16" --soundfont "$SF2/FluidR3_GM.sf2@32" \
         "${H2[@]}" "${songs[@]}" --out "$data/train_kits_acc"
-    # thresholds: 24 validation performances with training kits, half of them under training songs
-    render --split validation --limit 24 --seed 7 "${REAL[@]}" --soundfont "$SF2/FluidR3_GM.sf2" \
+    # thresholds: 16 validation performances with training kits, half of them under training songs
+    render --split validation --limit 16 --seed 7 "${REAL[@]}" --soundfont "$SF2/FluidR3_GM.sf2" \
         --hydrogen-kit "The Black Pearl 1.0" --hydrogen-kit Audiophob "${songs[@]}" --accompaniment-share 0.5 \
         --out "$data/val_acc"
 fi

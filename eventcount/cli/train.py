@@ -108,11 +108,12 @@ def train(
 def _run_training(table, spec, cfg, output, val_table, events, mapping, val_events, calibrate, resume, overwrite):
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from eventcount.distributed import from_environment
     from eventcount.train import train as train_model
 
     progress = Progress(TextColumn("[bold]training"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                         TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                        console=err, disable=not show_progress())
+                        console=err, disable=not show_progress() or not from_environment().main)
     with progress:
         task = progress.add_task("train", total=cfg.steps, info="")
         state = {"val": ""}

@@ -61,7 +61,10 @@ def detect(
     settings = DetectSettings(decode=decode, tta=tta,
                               sensor=sensor or {})
     if [str(p) for p in inputs] == ["-"]:
-        _detect_stdin(detector, settings, output, fmt, overwrite, channels, sample_format)
+        if save_activations or (jobs or 1) > 1:
+            raise typer.BadParameter("a stream from standard input is one recording, detected as it arrives; "
+                                     "--save-activations and --jobs need files", param_hint="-")
+        _detect_stdin(detector, settings, output, fmt, overwrite, channels, sample_format, threads)
         return
     files = run(find_recordings, inputs, detector.spec.frontend.kind)
     single = len(files) == 1 and not inputs[0].is_dir()
@@ -92,9 +95,11 @@ def detect(
 
 
 def _detect_stdin(detector, settings: DetectSettings, output: Path | None, fmt: str, overwrite: bool, channels: int,
-                  sample_format: str | None) -> None:
+                  sample_format: str | None, threads: int | None) -> None:
     """`detect -`: events from a stream on standard input, each line printed as soon as it is decided."""
     from eventcount.stream import EventSink, detect_pipe
+    from eventcount.threads import set_threads
 
+    set_threads(threads or 1)  # a few frames at a time: the one-thread policy of threads.py
     sink = run(EventSink, fmt, output, sys.stdout, overwrite)
     run(detect_pipe, detector, sys.stdin.buffer, sink, settings, "standard input", channels, sample_format)

@@ -155,6 +155,9 @@ def test_one_drawing_loop_however_many_clips(tmp_path: Path, driver) -> None:
             press(driver, "n")
             wait_clip(driver, index)
         wait_for(driver, "!document.getElementById('audio').paused")
+        press(driver, "w")  # the spectrogram
+        assert driver.execute_script("return ui.view === 'spectrogram' && document.getElementById('view')"
+                                     ".classList.contains('on') && ui.clip.plot.spectrogram.bands > 0")
         driver.execute_script("frames_.calls = 0; frames_.stamps.clear();")
         time.sleep(0.5)
         calls, frames = driver.execute_script("return [frames_.calls, frames_.stamps.size]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import http.client
 import io
 import json
@@ -157,9 +158,22 @@ def test_clip_audio_is_the_clips_samples_and_supports_ranges(client: Client, rec
     assert byte_range(None, 10) is None
 
 
+def test_spectrogram_puts_a_tone_in_its_band() -> None:
+    from eventcount.annotate.media import spectrogram
+
+    seconds = np.arange(2 * RATE) / RATE
+    peaks = []
+    for hertz in (300, 1000, 3000):
+        image = spectrogram(np.sin(2 * np.pi * hertz * seconds), RATE)
+        cells = np.frombuffer(base64.b64decode(image["data"]), np.uint8).reshape(image["bands"], image["columns"])
+        assert cells.shape == (image["bands"], 400) and cells.max() == 255
+        peaks.append(int(cells.mean(axis=1).argmax()))
+    assert peaks[0] < peaks[1] < peaks[2]
+
+
 def test_sensor_clip_is_a_plot_without_audio(client: Client) -> None:
     clip = client.json("/api/clips/4")
-    assert clip["sensor"] is True and len(clip["plot"]["channels"]) == 2
+    assert clip["sensor"] is True and len(clip["plot"]["channels"]) == 2 and "spectrogram" not in clip["plot"]
     assert len(clip["plot"]["channels"][0]["min"]) == 100  # 2 s at 50 Hz
     status, _, _ = client.request("GET", "/api/clips/4/audio.wav")
     assert status == 400

@@ -1,7 +1,8 @@
-"""What the page plays and draws of a clip: its audio as WAV bytes and a min/max envelope per channel."""
+"""What the page plays and draws of a clip: its audio as WAV bytes, a min/max envelope per channel, a spectrogram."""
 
 from __future__ import annotations
 
+import base64
 import io
 import threading
 from typing import Any
@@ -27,6 +28,27 @@ def envelope(data: np.ndarray, columns: int = COLUMNS) -> list[dict[str, list[fl
     return [{"min": np.round(np.minimum.reduceat(data[:, c], starts).astype(np.float64), 5).tolist(),
              "max": np.round(np.maximum.reduceat(data[:, c], starts).astype(np.float64), 5).tolist()}
             for c in range(data.shape[1])]
+
+
+def spectrogram(mono: np.ndarray, rate: float, columns: int = 400, bands: int = 64,
+                range_db: float = 80.0) -> dict[str, Any]:
+    """A log-power spectrogram for drawing: `columns` frames × `bands` log-spaced bands (30 Hz to half the
+    rate), each cell 0..255 over the clip's top `range_db` decibels; `data` is base64, band by band from the
+    lowest, each band's columns in time order."""
+    n_fft = 1 << max(6, int(np.log2(0.025 * rate)))  # 12-25 ms
+    hop = max(1, mono.size // columns)
+    padded = np.pad(mono.astype(np.float64), (n_fft // 2, n_fft))
+    starts = np.arange(columns) * hop
+    frames = padded[starts[:, None] + np.arange(n_fft)] * np.hanning(n_fft)
+    power = np.abs(np.fft.rfft(frames, axis=1)) ** 2  # [columns, n_fft / 2 + 1]
+    edges = np.unique(np.geomspace(30.0, rate / 2, bands + 1) * n_fft / rate).astype(np.int64)
+    edges = np.clip(edges, 1, power.shape[1] - 1)
+    pooled = np.maximum.reduceat(power, np.unique(edges), axis=1)[:, :-1]
+    decibels = 10 * np.log10(pooled + 1e-12)
+    scaled = np.clip((decibels - (decibels.max() - range_db)) / range_db, 0, 1)
+    data = np.round(scaled.T * 255).astype(np.uint8)  # [bands, columns]
+    return {"columns": int(data.shape[1]), "bands": int(data.shape[0]),
+            "data": base64.b64encode(data.tobytes()).decode()}
 
 
 class MediaReader:
@@ -64,9 +86,10 @@ class MediaReader:
     def plot(self, clip: ClipRef) -> dict[str, Any]:
         """What the canvas draws: the envelope (audio: of the mono mix; sensors: every channel)."""
         data, rate = self.segment(clip)
-        if not self.clips.sensor(clip.recording):
-            data = data.mean(axis=1, keepdims=True)
-        return {"rate": rate, "channels": envelope(data)}
+        if self.clips.sensor(clip.recording):
+            return {"rate": rate, "channels": envelope(data)}
+        mono = data.mean(axis=1)
+        return {"rate": rate, "channels": envelope(mono[:, None]), "spectrogram": spectrogram(mono, rate)}
 
     def wav(self, clip: ClipRef) -> bytes:
         """The clip's audio as 16-bit WAV (more than two channels are mixed down to one)."""

@@ -21,6 +21,7 @@ const ui = {
   queue: Promise.resolve(),
   waiting: [],      // answers queued but not sent yet (a newer answer of the same clip replaces the last)
   prefetched: new Map(),
+  view: "waveform", // or "spectrogram" (audio clips)
 };
 
 // ------------------------------------------------------------------------------------------ server
@@ -164,9 +165,13 @@ function drawLayer() {
   const x = (seconds) => (seconds / length) * width;
   const axis = 18 * ratio;
   drawGrid(g, length, x, height, axis, ratio);
-  const channels = ui.clip.plot.channels;
-  const band = (height - axis) / channels.length;
-  channels.forEach((channel, c) => drawChannel(g, channel, c * band, band, width, ui.clip.sensor));
+  if (ui.view === "spectrogram" && ui.clip.plot.spectrogram) {
+    drawSpectrogram(g, ui.clip.plot.spectrogram, width, height - axis);
+  } else {
+    const channels = ui.clip.plot.channels;
+    const band = (height - axis) / channels.length;
+    channels.forEach((channel, c) => drawChannel(g, channel, c * band, band, width, ui.clip.sensor));
+  }
   (ui.clip.proposal ? ui.clip.proposal.events : []).forEach(([t]) => {
     g.fillStyle = "#9aa1ad";
     g.fillRect(x(t) - ratio, 0, 2 * ratio, 10 * ratio);
@@ -189,6 +194,27 @@ function drawGrid(g, length, x, height, axis, ratio) {
     g.fillStyle = "#6b7280";
     g.fillText(`${+(ui.clip.start_s + t).toFixed(2)} s`, x(t) + 3 * ratio, height - 5 * ratio);
   }
+}
+
+function drawSpectrogram(g, spectrogram, width, height) {
+  const { columns, bands } = spectrogram;
+  const cells = Uint8Array.from(atob(spectrogram.data), (c) => c.charCodeAt(0));
+  const image = new ImageData(columns, bands);
+  for (let b = 0; b < bands; b += 1) {
+    for (let i = 0; i < columns; i += 1) {
+      const t = cells[b * columns + i] / 255;
+      const at = ((bands - 1 - b) * columns + i) * 4;  // the lowest band at the bottom
+      image.data[at] = 255 * Math.min(1, 1.5 * t);
+      image.data[at + 1] = 255 * Math.max(0, 1.5 * t - 0.5);
+      image.data[at + 2] = 255 * (0.25 + 0.35 * t * (1 - t));
+      image.data[at + 3] = 255;
+    }
+  }
+  const small = document.createElement("canvas");
+  small.width = columns;
+  small.height = bands;
+  small.getContext("2d").putImageData(image, 0, 0);
+  g.drawImage(small, 0, 0, width, height);
 }
 
 function drawChannel(g, channel, top, band, width, sensor) {
@@ -258,6 +284,7 @@ async function show(index) {
   ui.tapPass = ui.taps.length ? ui.pass + 1 : -1;  // a tap in the next pass replaces the saved taps
   select(0);
   $("clip-name").textContent = clip.name;
+  $("view").hidden = clip.sensor;
   $("clip-window").textContent = `${clip.start_s.toFixed(2)}–${clip.end_s.toFixed(2)} s`;
   $("model").textContent = modelNote(clip);
   say(clip.no_taps ? `tapping is off for this recording: ${clip.no_taps}` : "");
@@ -309,6 +336,7 @@ function render() {
   });
   $("loop").classList.toggle("on", player.loop);
   $("rate").textContent = `${player.rate}×`;
+  $("view").classList.toggle("on", ui.view === "spectrogram");
   drawLayer();
   draw();
 }
@@ -419,10 +447,16 @@ function onKey(event) {
   else if (key === "p") { if (player.playing) player.pause(); else player.fromStart(); }
   else if (key === "o") { player.loop = !player.loop; render(); }
   else if (key === "v") cycleRate();
+  else if (key === "w") toggleView();
   else if (key === "Backspace") untap();
   else if (tapIndex >= 0) tap(tapIndex);
   else return;
   event.preventDefault();
+}
+
+function toggleView() {
+  ui.view = ui.view === "waveform" ? "spectrogram" : "waveform";
+  render();
 }
 
 function cycleRate() {
@@ -437,6 +471,7 @@ $("replay").addEventListener("click", () => player.fromStart());
 $("pause").addEventListener("click", () => (player.playing ? player.pause() : player.fromStart()));
 $("loop").addEventListener("click", () => { player.loop = !player.loop; render(); });
 $("slower").addEventListener("click", cycleRate);
+$("view").addEventListener("click", toggleView);
 $("previous").addEventListener("click", () => { if (ui.index > 0) show(ui.index - 1); });
 $("skip").addEventListener("click", skip);
 $("next").addEventListener("click", next);

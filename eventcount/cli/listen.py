@@ -66,6 +66,7 @@ def listen(
         for event in events:
             confidence = "" if event.confidence is None else f"  {event.confidence:.2f}"
             out.print(f"{event.time_s:9.3f} s  [bold]{event.label}[/]{confidence}", highlight=False)
+        out.file.flush()  # at once, also when standard output is a pipe
         if sink is not None:
             sink.write(events)
 

@@ -21,13 +21,13 @@ from eventcount.cli.sensor_flags import sensor_flags
 @sensor_flags
 def prepare(
     sources: Annotated[list[Path] | None, typer.Argument(help="Recordings or folders of recordings.")] = None,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Count labels CSV to write.")] = None,
-    events: Annotated[Path | None, typer.Option(help="Folder holding <stem>.events.tsv (or .txt/.csv) per recording; default: beside each recording.")] = None,
-    class_map: Annotated[Path | None, typer.Option(help="YAML mapping raw labels to classes, e.g. `KD: [35, 36]`.")] = None,
-    classes: Annotated[str | None, typer.Option(help="Comma-separated classes to count (default: all mapped/seen).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Count labels CSV to write.", show_default="none: needed unless --check")] = None,
+    events: Annotated[Path | None, typer.Option(help="Folder holding <stem>.events.tsv (or .txt/.csv) per recording.", show_default="beside each recording")] = None,
+    class_map: Annotated[Path | None, typer.Option(help="YAML mapping raw labels to classes, e.g. `KD: [35, 36]`.", show_default="none: labels are the classes")] = None,
+    classes: Annotated[str | None, typer.Option(help="Comma-separated classes to count.", show_default="all mapped or seen")] = None,
     window: Annotated[str, typer.Option(help="Clip length (e.g. 0.25s); 0 = whole files. Short clips keep the timing unbiased.")] = "0.25s",
-    hop: Annotated[str | None, typer.Option(help="Step between clip starts (default: the window).")] = None,
-    check: Annotated[Path | None, typer.Option(help="Check a hand-written count sheet instead.")] = None,
+    hop: Annotated[str | None, typer.Option(help="Step between clip starts.", show_default="the window")] = None,
+    check: Annotated[Path | None, typer.Option(help="Check a hand-written count sheet instead.", show_default="off")] = None,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing output file.")] = False,
     sensor: dict | None = None,
 ) -> None:

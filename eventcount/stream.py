@@ -155,7 +155,8 @@ class EventSink:
     def __init__(self, fmt: str, target: Path | None = None, out: TextIO | None = None, overwrite: bool = False):
         _, self.render = get_writer(fmt)
         self.fmt, self.target, self.out = fmt, target, out
-        self.events: list[Event] = []
+        self.events: list[Event] = []  # kept only for the whole-list formats (a live session may run for hours)
+        self.count = 0
         self.lines = fmt in STREAM_FORMATS
         if not self.lines and target is None:
             raise EventcountError(f"format {fmt} needs the whole list of events; give -o FILE (written when the "
@@ -174,8 +175,11 @@ class EventSink:
 
     def write(self, events: list[Event]) -> None:
         """Hand on a batch of decided events."""
-        self.events += events
-        if not (self.lines and events):
+        self.count += len(events)
+        if not self.lines:
+            self.events += events
+            return
+        if not events:
             return
         if self.handle is None:
             self._start(None)
@@ -195,7 +199,7 @@ class EventSink:
 
     def discard(self) -> None:
         """The stream failed before any event: remove the file begun for it, if any."""
-        if self.target is not None and self.handle is not None and not self.events:
+        if self.target is not None and self.handle is not None and not self.count:
             self.handle.close()
             self.target.unlink(missing_ok=True)
             self.handle = None

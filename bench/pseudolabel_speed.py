@@ -170,6 +170,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=30.0, help="seconds per recording")
     parser.add_argument("--jobs", default="1,2", help="comma-separated --jobs values to time")
     parser.add_argument("--engines", default="local", help="comma-separated engines to time: local, ray")
+    parser.add_argument("--rounds", type=int, default=1, help="run every setting this many times, alternated")
     parser.add_argument("--model", type=Path, help="a model file (default: random init, default size)")
     parser.add_argument("--workdir", type=Path, help="keep the archive and outputs here (default: a temp dir)")
     args = parser.parse_args()
@@ -184,10 +185,13 @@ def main() -> None:
         print(f"generated {args.recordings} x {args.duration:g} s in {time.perf_counter() - started:.0f} s "
               f"({archive.stat().st_size / 1e6:.0f} MB archive)", file=sys.stderr)
         runs = []
-        for engine in args.engines.split(","):
-            for jobs in (int(j) for j in args.jobs.split(",")):
-                runs.append(run_once(archive, model, work / f"out-{engine}-{jobs}", jobs, ["--engine", engine]))
-                print(f"--engine {engine} --jobs {jobs}: {runs[-1].wall_s:.1f} s", file=sys.stderr)
+        for round_ in range(args.rounds):  # alternated, so that a change in the machine's load hits every setting
+            for engine in args.engines.split(","):
+                for jobs in (int(j) for j in args.jobs.split(",")):
+                    outdir = work / f"out-{engine}-{jobs}-{round_}"
+                    runs.append(run_once(archive, model, outdir, jobs, ["--engine", engine]))
+                    print(f"--engine {engine} --jobs {jobs}: {runs[-1].wall_s:.1f} s (load average "
+                          f"{os.getloadavg()[0]:.1f})", file=sys.stderr)
     print(f"Machine: {machine()}\n")
     print(table(runs))
 

@@ -195,7 +195,7 @@ class TrainConfig:
     p_zero: float = 0.5
     seed: int = 0
     device: str = "cpu"
-    num_threads: int | None = None
+    num_threads: int | None = 1  # torch and numba threads per training process (None: also 1)
 
 
 @dataclass

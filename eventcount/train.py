@@ -26,7 +26,7 @@ from eventcount.labels import CountTable
 from eventcount.network import CRNN
 from eventcount.prepare import capacity_problems
 from eventcount.recordings import signal_duration
-from eventcount.threads import plan, set_threads
+from eventcount.threads import set_threads
 from eventcount.thresholds import calibrate_lag, choose_thresholds, recording_probabilities
 from eventcount.train_loop import StepReport, TrainLoop, grad_scaler, make_optimizer, ramp_steps
 from eventcount.train_state import load_resume, resume_path
@@ -136,8 +136,9 @@ def train(
     inputs = TrainInputs(val_table, events_dir, class_map, val_events_dir, calibrate_lag_dir)
     ranks = distributed.from_environment()
     device = distributed.rank_device(config.device, ranks)
-    # under torchrun the processes are the parallelism: one thread each unless told otherwise
-    set_threads(config.num_threads or (1 if ranks.active else plan(1).threads))
+    # one thread unless told otherwise: a second intra-op thread made 60 steps 3-7x slower on a busy 2-core
+    # machine (BENCHMARKS.md); a training outlives any measure of idle cores taken at its start
+    set_threads(config.num_threads or 1)
     if not ranks.main:  # rank 0 reports progress for the run
         on_step, on_stage = None, None
     with distributed.process_group(ranks, device):

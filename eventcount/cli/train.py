@@ -62,7 +62,7 @@ def train(
     calibrate_lag: Annotated[Path | None, typer.Option(help="Opt-in: estimate a constant lag from timestamps in this folder (validation recordings) and store it.", show_default="off")] = None,
     seed: Annotated[int | None, typer.Option(help="Random seed.", show_default=str(TRAIN.seed))] = None,
     device: Annotated[str | None, typer.Option(help="cpu, cuda or auto (cuda trains with mixed precision).", show_default=str(TRAIN.device))] = None,
-    threads: Annotated[int | None, typer.Option(help="CPU threads for torch and the counting loss, per process.", show_default="the idle cores (1 per process under torchrun)")] = None,
+    threads: Annotated[int | None, typer.Option(help="CPU threads for torch and the counting loss, per process.", show_default=str(TRAIN.num_threads))] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run (reads OUTPUT.resume).")] = False,
     sensor: dict | None = None,
 ) -> None:

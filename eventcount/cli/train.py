@@ -75,6 +75,7 @@ def train(
     * `torchrun --nproc-per-node 2 "$(which eventcount)" train --counts labels.csv -o m.pt` (several processes)
     """
     from eventcount.annotations import read_class_map
+    from eventcount.distributed import from_environment
     from eventcount.labels import read_count_table
 
     flags = {"loss": loss, "steps": steps, "batch_size": batch_size, "learning_rate": lr, "cmax": cmax,
@@ -98,8 +99,6 @@ def train(
     mapping = run(read_class_map, class_map) if class_map else None
     result = _run_training(table, setup.spec(table.classes), setup.train, output, val_table, events, mapping,
                            val_events, calibrate_lag, resume, overwrite)
-    from eventcount.distributed import from_environment
-
     if from_environment().main:  # under torchrun, rank 0 speaks for the run
         _print_training(result.summary, output)
     raise typer.Exit(0)

@@ -42,6 +42,9 @@ class EventStream:
             raise EventcountError(f"a stream needs a positive sample rate and channel count, not {sample_rate:g} Hz "
                                   f"and {channels} channel(s)")
         spec = detector.spec
+        if spec.frontend.kind != "audio" and channels != detector.channels:
+            raise EventcountError(f"model {detector.name} reads {detector.channels} sensor channel(s), the stream has "
+                                  f"{channels}; choose the columns (--columns) or their norm (--magnitude)")
         self.sample_rate, self.channels = float(sample_rate), channels
         self.audio = spec.frontend.kind == "audio"
         self.resampler = Resampler(sample_rate, working_rate(spec.frontend))

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 from typer.testing import CliRunner
 
 from eventcount.cli import app
@@ -168,5 +167,3 @@ def test_listen_refuses_sensor_models() -> None:
     with pytest.raises(EventcountError, match="sensor"):
         listen(Detector.load("steps"), print, input_stream=FakeInputStream)
 
-
-torch.set_num_threads(1)

@@ -342,6 +342,11 @@ def test_step_model_stream_equals_detect_file(tmp_path: Path, chunk: int, rate: 
     assert out.getvalue() == to_tsv(expected)
 
 
+def test_sensor_stream_needs_the_model_channels() -> None:
+    with pytest.raises(EventcountError, match="reads 1 sensor channel.*has 3.*--magnitude"):
+        Detector.load("steps").stream(200, 3)
+
+
 def test_sensor_stream_errors_name_the_line(tmp_path: Path) -> None:
     from eventcount.config import SensorConfig
     from eventcount.sensor_stream import CsvGrid, csv_blocks

@@ -21,6 +21,14 @@ from eventcount.config import SensorConfig
 from eventcount.errors import EventcountError
 
 logger = logging.getLogger(__name__)
+_warned: set[str] = set()
+
+
+def _warn(message: str) -> None:
+    """Log a repair once per process: a command may read a file more than once (its duration, then its data)."""
+    if message not in _warned:
+        _warned.add(message)
+        logger.warning(message)
 
 
 def to_grid(raw: np.ndarray, values: np.ndarray, scale: float, config: SensorConfig, name: str,
@@ -75,8 +83,7 @@ def _sort_order(raw: np.ndarray, times: np.ndarray, tolerance_s: float, name: st
             f"{fmt(raw[ahead])} on line {line(ahead)}; rows more than {tolerance_s:g} s out of order are not "
             "sorted silently: sort the file by time, or raise --max-disorder")
     moved = int(np.count_nonzero(behind > 0))
-    logger.warning("%s: sorted %d row(s) that were out of order by up to %.3g ms", name, moved,
-                   1000 * behind[worst])
+    _warn(f"{name}: sorted {moved} row(s) that were out of order by up to {1000 * behind[worst]:.3g} ms")
     return np.argsort(times, kind="stable")
 
 
@@ -90,8 +97,8 @@ def _merge_repeated(times: np.ndarray, values: np.ndarray, name: str) -> tuple[n
     counts = np.add.reduceat(present.astype(np.int64), first, axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         merged = np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
-    logger.warning("%s: merged %d row(s) repeating the timestamp of the row before (values averaged)", name,
-                   len(times) - len(unique))
+    _warn(f"{name}: merged {len(times) - len(unique)} row(s) repeating the timestamp of the row before "
+          "(values averaged)")
     return unique, merged
 
 
@@ -114,9 +121,8 @@ def _gaps(raw: np.ndarray, times: np.ndarray, config: SensorConfig, name: str, l
                               f"the allowed gap of {config.max_gap_s:g} s; raise --max-gap{hint}")
     gaps = [(float(times[k]), float(times[k + 1])) for k in long]
     longest = int(np.argmax(steps[long]))
-    logger.warning("%s: %d gap(s) longer than %g s (the longest %.3g s, from %.3f s); the recording is processed "
-                   "in segments and no event is reported inside a gap%s", name, len(gaps), config.max_gap_s,
-                   steps[long[longest]], gaps[longest][0], hint)
+    _warn(f"{name}: {len(gaps)} gap(s) longer than {config.max_gap_s:g} s in the timestamps (the longest "
+          f"{steps[long[longest]]:.3g} s, from {gaps[longest][0]:.3f} s): nothing was recorded there{hint}")
     return gaps
 
 
@@ -163,7 +169,7 @@ def fill_missing(values: np.ndarray, positions: np.ndarray, labels: list[str], n
     total = int(counts.sum())
     if total:
         detail = ", ".join(f"{labels[j]}: {counts[j]}" for j in np.flatnonzero(counts))
-        logger.warning("%s: filled %d missing value(s) by linear interpolation (%s)", name, total, detail)
+        _warn(f"{name}: filled {total} missing value(s) by linear interpolation ({detail})")
     return total
 
 

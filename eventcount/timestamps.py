@@ -4,9 +4,9 @@ What real logs from phones, watches and data loggers hold, and what happens to i
 - repeated timestamps (sensor batching, clock resolution): the rows are merged, their values averaged;
 - rows out of order by at most `max_disorder_s`: sorted; further out of order: an error naming the lines;
 - steps longer than `max_gap_s` (the OS paused sampling): kept as gaps of the returned `Signal`, whose
-  samples there are placeholders (see `Signal`), and the recording is processed in segments around them;
+  samples there are placeholders (`Signal` says how detection treats them);
 - `strict_timestamps`: any of these is an error instead, as before they were tolerated.
-Each repair is counted in one warning per file on the ``eventcount.timestamps`` logger.
+Each repair is counted in one warning per file (and process) on the ``eventcount.timestamps`` logger.
 """
 
 from __future__ import annotations

@@ -61,30 +61,34 @@ def test_ray_engine_gives_the_local_engines_outputs_manifest_and_exit_code(tmp_p
     assert (again.to_do, again.already_done) == (2, 5)  # the two that failed are tried again
 
 
-def test_a_killed_worker_loses_nothing(tmp_path: Path, tiny_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    wavs(tmp_path / "data", 6)
-    reference = pseudo_label([tmp_path / "data"], tiny_model, tmp_path / "local", jobs=1)
-    assert reference.ok == 6
-    # the worker labelling clip002 exits abruptly, once: the recording is retried on a fresh worker
+def test_a_worker_killed_once_loses_nothing(tmp_path: Path, tiny_model: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker labelling clip002 exits abruptly, once: the recording is retried on a fresh worker."""
+    wavs(tmp_path / "data", 4)
+    assert pseudo_label([tmp_path / "data"], tiny_model, tmp_path / "local", jobs=1).ok == 4
     monkeypatch.setenv(TEST_EXIT_ON, "data/clip002.wav")
     monkeypatch.setenv(TEST_EXIT_ONCE, str(tmp_path / "exited-once"))
     summary = pseudo_label([tmp_path / "data"], tiny_model, tmp_path / "retried", engine="ray", jobs=2)
     assert (tmp_path / "exited-once").exists(), "the worker never exited: the test tested nothing"
-    assert (summary.ok, summary.failed) == (6, 0)
+    assert (summary.ok, summary.failed) == (4, 0)
     assert files(tmp_path / "retried", (MANIFEST_NAME,)) == files(tmp_path / "local", (MANIFEST_NAME,))
     assert manifest_state(tmp_path / "retried") == manifest_state(tmp_path / "local")
-    # it exits every time: the recording is reported after one retry, the others are labelled
-    monkeypatch.delenv(TEST_EXIT_ONCE)
-    summary = pseudo_label([tmp_path / "data"], tiny_model, tmp_path / "failed", engine="ray", jobs=2)
-    assert (summary.ok, summary.failed) == (5, 1)
-    state = manifest_state(tmp_path / "failed")
+
+
+def test_a_recording_that_kills_its_worker_every_time_is_reported(tmp_path: Path, tiny_model: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reported after one retry, the others labelled; a re-run labels just that one."""
+    wavs(tmp_path / "data", 4)
+    monkeypatch.setenv(TEST_EXIT_ON, "data/clip002.wav")
+    summary = pseudo_label([tmp_path / "data"], tiny_model, tmp_path / "out", engine="ray", jobs=2)
+    assert (summary.ok, summary.failed) == (3, 1)
+    state = manifest_state(tmp_path / "out")
+    assert sorted(state) == [f"data/clip{i:03d}.wav" for i in range(4)]
     assert state["data/clip002.wav"]["status"] == "error" and "died" in state["data/clip002.wav"]["message"]
-    assert sorted(state) == sorted(manifest_state(tmp_path / "local"))
-    # a re-run labels just that one
     monkeypatch.delenv(TEST_EXIT_ON)
-    again = pseudo_label([tmp_path / "data"], tiny_model, tmp_path / "failed", engine="ray", jobs=2)
+    again = pseudo_label([tmp_path / "data"], tiny_model, tmp_path / "out", engine="ray", jobs=2)
     assert (again.to_do, again.ok) == (1, 1)
-    assert files(tmp_path / "failed", (MANIFEST_NAME,)) == files(tmp_path / "local", (MANIFEST_NAME,))
+    assert {e.status for e in Manifest.in_dir(tmp_path / "out").read().latest().values()} == {"ok"}
 
 
 def test_without_ray_the_message_says_what_to_install(tmp_path: Path, tiny_model: Path,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -278,6 +278,7 @@ class Detection:
     classes: list[str]
     duration_s: float
     delay_frames: int = 0
+    gaps: list[tuple[float, float]] = field(default_factory=list)  # (start_s, end_s) where nothing was looked for
 
     def counts(self) -> dict[str, int]:
         """Events per class (every class listed, zero included)."""
@@ -305,27 +306,54 @@ def detect_recording(detector: Detector, path: str | Path, settings: DetectSetti
 
 def _detect(detector: Detector, path: str, settings: DetectSettings) -> Detection:
     sensor = detector.spec.frontend.sensor.updated(settings.sensor)
-    duration_s = signal_duration(path, sensor)
+    if settings.tta <= 1 and not is_sensor_file(path):  # streamed in blocks: memory flat in the file's length
+        duration_s = _check_duration(path, signal_duration(path, sensor), detector.frame_rate)
+        probs, gaps = detector.stream_activations(path), []
+        events = detector.decode(probs, settings.decode)
+    else:
+        signal = read_signal(path, sensor_options=sensor)
+        duration_s = _check_duration(path, signal.duration_s, detector.frame_rate)
+        probs, events = _detect_segments(detector, signal, settings)
+        gaps = list(signal.gaps)
+    events = [e for e in events if e.confidence is None or e.confidence >= settings.min_confidence]
+    return Detection(events, probs, detector.frame_rate, list(detector.spec.classes), duration_s,
+                     detector.spec.frontend.detection_delay(), gaps)
+
+
+def _check_duration(path: str, duration_s: float, frame_rate: float) -> float:
     if duration_s == 0:
         raise EventcountError(f"{path}: the recording contains no samples")
-    if duration_s * detector.frame_rate < 1:
+    if duration_s * frame_rate < 1:
         raise EventcountError(f"{path}: too short to detect events in ({duration_s * 1000:.1f} ms, less than one "
-                              f"frame of {1000 / detector.frame_rate:g} ms)")
-    probs = detector.file_activations(path, settings.tta, sensor)
-    events = [e for e in detector.decode(probs, settings.decode)
-              if e.confidence is None or e.confidence >= settings.min_confidence]
-    return Detection(events, probs, detector.frame_rate, list(detector.spec.classes), duration_s,
-                     detector.spec.frontend.detection_delay())
+                              f"frame of {1000 / frame_rate:g} ms)")
+    return duration_s
+
+
+def _detect_segments(detector: Detector, signal: Signal, settings: DetectSettings) -> tuple[np.ndarray, list[Event]]:
+    """Each stretch between the recording's gaps detected on its own (`Signal.segments`): events shifted by the
+    stretch's start, probabilities placed on the whole recording's frames (zero inside gaps)."""
+    parts, events = [], []
+    for start_s, part in signal.segments():
+        if part.duration_s * detector.frame_rate < 1:
+            continue  # a stretch shorter than a frame holds nothing to detect
+        probs = detector.activations(part, settings.tta)
+        parts.append((int(round(start_s * detector.frame_rate)), probs))
+        events += [replace(e, time_s=e.time_s + start_s) for e in detector.decode(probs, settings.decode)]
+    n_frames = max((offset + probs.shape[0] for offset, probs in parts), default=0)
+    whole = np.zeros((n_frames, len(detector.spec.classes)))
+    for offset, probs in parts:
+        whole[offset: offset + probs.shape[0]] = np.maximum(whole[offset: offset + probs.shape[0]], probs)
+    return whole, sorted(events, key=lambda e: (e.time_s, e.label))
 
 
 def write_detection(detection: Detection, target: str | Path, fmt: str = DEFAULT_FORMAT) -> None:
     """Write a detection's events to `target` in format `fmt`, atomically."""
-    write_events(target, detection.events, fmt, duration_s=detection.duration_s)
+    write_events(target, detection.events, fmt, duration_s=detection.duration_s, gaps=detection.gaps)
 
 
 def detection_text(detection: Detection, fmt: str = DEFAULT_FORMAT) -> str:
     """A detection's events as text (for standard output); binary formats need a file."""
-    content = get_writer(fmt)[1](detection.events, duration_s=detection.duration_s)
+    content = get_writer(fmt)[1](detection.events, duration_s=detection.duration_s, gaps=detection.gaps)
     if isinstance(content, bytes):
         raise EventcountError(f"format {fmt} is binary; give -o FILE")
     return content

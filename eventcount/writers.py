@@ -23,8 +23,10 @@ def _confidence(event: Event) -> str:
     return "" if event.confidence is None else f"{event.confidence:.3f}"
 
 
-def to_tsv(events: list[Event], **_: object) -> str:
-    lines = ["# time_s\tlabel\tconfidence"]
+def to_tsv(events: list[Event], gaps: list[tuple[float, float]] | None = None, **_: object) -> str:
+    """Tab-separated events; a recording's gaps (where nothing was looked for) as `# gap START END` lines."""
+    lines = [f"# gap\t{start:.4f}\t{end:.4f}" for start, end in gaps or []]
+    lines += ["# time_s\tlabel\tconfidence"]
     lines += [f"{e.time_s:.4f}\t{e.label}\t{_confidence(e)}".rstrip("\t") for e in events]
     return "\n".join(lines) + "\n"
 

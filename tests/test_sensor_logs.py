@@ -9,7 +9,7 @@ import pytest
 
 from eventcount.checkpoint import read_model_file
 from eventcount.config import DetectSettings, SensorConfig
-from eventcount.detection import Detector, detect_recording
+from eventcount.detection import Detector, detect_recording, write_detection
 from eventcount.errors import EventcountError
 from eventcount.recordings import read_signal
 
@@ -131,6 +131,12 @@ def test_a_long_gap_splits_the_recording_and_holds_no_event(steps: Detector, tmp
     parts = times(steps, tmp_path / "a.csv") + [13.0 + t for t in times(steps, tmp_path / "b.csv")]
     np.testing.assert_allclose(found, parts, atol=1e-9)
     assert not any(signal.in_gap(t) for t in found) and len(found) > 40
+    assert times(steps, with_gap) == pytest.approx(parts, abs=1e-9)  # what detect does: stretch by stretch
+    detection = detect_recording(steps, with_gap)
+    assert detection.gaps == signal.gaps
+    assert not detection.probabilities[1000:1300].any()  # nothing was looked for inside the gap
+    write_detection(detection, tmp_path / "gap.events.tsv")
+    assert (tmp_path / "gap.events.tsv").read_text().startswith("# gap\t9.9900\t13.0000\n")
     with pytest.raises(EventcountError, match=r"gap\.csv, line 1001: the timestamps jump by 3\.01 s after line "
                                               r"1000, more than the allowed gap of 1 s"):
         read(with_gap, strict_timestamps=True)

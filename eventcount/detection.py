@@ -32,7 +32,7 @@ from eventcount.writers import get_writer, write_events
 if TYPE_CHECKING:
     from eventcount.stream import EventStream
 
-BLOCK_S = 60.0
+BLOCK_S = 20.0  # audio read per step when detecting a file: ~150 MB of working memory (60 s: ~450 MB)
 
 
 def tta_factors(n: int) -> list[float]:

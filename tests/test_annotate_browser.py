@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import require
 
 from eventcount.annotate.headless import ServerProcess, chromium, press, wait_clip, wait_for, wait_saved
 from eventcount.annotations import read_events
@@ -32,6 +33,7 @@ def _recording(path: Path, seconds: float, hits_s: list[float]) -> None:
 
 @pytest.fixture
 def driver(tmp_path: Path) -> Iterator[object]:
+    require("selenium", "chromium", "chromedriver")  # the `browser` extra and Debian's packages (CI has them)
     browser = chromium(tmp_path / "profile")
     try:
         yield browser

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from conftest import require
 from typer.testing import CliRunner
 
 from eventcount.cli import app
@@ -157,7 +158,7 @@ def test_listen_without_sounddevice_says_what_to_install(tiny_model: Path, monke
 
 def test_real_sounddevice_without_a_microphone(tiny_model: Path) -> None:
     """What CI has: sounddevice and PortAudio installed, no sound card."""
-    sd = pytest.importorskip("sounddevice")
+    sd = require("sounddevice")  # the `listen` extra (CI has it, with PortAudio)
     if any(d["max_input_channels"] > 0 for d in sd.query_devices()):
         pytest.skip("this machine has an input device")
     assert_one_line_error(runner.invoke(app, ["listen", "-m", str(tiny_model)]), "no audio input device")

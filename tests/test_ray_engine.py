@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import pytest
-import ray
+from conftest import require
 
 from eventcount.pseudolabel import pseudo_label
 from eventcount.pseudolabel.manifest import MANIFEST_NAME, Manifest
@@ -16,6 +16,7 @@ from eventcount.pseudolabel.ray_engine import TEST_EXIT_ON, TEST_EXIT_ONCE
 from tests.test_pseudolabel import files, label, make_tar, wav_bytes, wavs
 
 pytestmark = pytest.mark.slow  # a Ray cluster takes seconds to start; CI still runs these
+ray = require("ray")  # the `ray` extra: skipped without it, except in CI (EVENTCOUNT_REQUIRE_EXTRAS)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -12,14 +12,13 @@ import torch
 
 from eventcount import __version__
 from eventcount.atomic import atomic_write
-from eventcount.config import DecodeConfig, FrontendConfig, ModelSpec, NetworkConfig, from_dict
+from eventcount.config import DEFAULT_MODEL, DecodeConfig, FrontendConfig, ModelSpec, NetworkConfig, from_dict
 from eventcount.errors import EventcountError
 from eventcount.network import CRNN
 
 FORMAT = "eventcount-model"
 FORMAT_VERSION = 1
 MODELS_DIR = Path(str(importlib.resources.files("eventcount.models")))  # the repository's models/ folder
-DEFAULT_MODEL = "drums"
 
 
 def spec_to_dict(spec: ModelSpec) -> dict[str, Any]:

@@ -153,6 +153,7 @@ def stretch_factors(low: float, high: float) -> list[float]:
     return sorted({round(f, 4) for f in steps})
 
 
+DEFAULT_MODEL = "drums"  # the shipped model that detect, listen and pseudo-label use without -m
 DEFAULT_FORMAT = "tsv"  # event files written by detect, pseudo-label and annotate (`writers.get_writer`)
 
 

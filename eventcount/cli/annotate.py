@@ -23,10 +23,10 @@ from eventcount.cli.sensor_flags import sensor_flags
 def annotate(
     recordings: Annotated[list[Path], typer.Argument(help="Recordings or folders of recordings to count.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Count labels CSV to write (resumed if it exists).")],
-    classes: Annotated[str | None, typer.Option(help="Comma-separated classes to count, e.g. KD,SD,HH (default: the CSV's, else the model's).")] = None,
+    classes: Annotated[str | None, typer.Option(help="Comma-separated classes to count, e.g. KD,SD,HH .", show_default="the CSV's, else the model's")] = None,
     window: Annotated[str, typer.Option(help="Clip length, e.g. 2s.")] = "2s",
-    events: Annotated[Path | None, typer.Option(help="Folder for the taps' `<stem>.events.tsv` (default: beside the CSV); `train --events` reads it.")] = None,
-    model: Annotated[str | None, typer.Option("-m", "--model", help="Propose this model's counts (shipped name or .pt file); you correct them.")] = None,
+    events: Annotated[Path | None, typer.Option(help="Folder for the taps' `<stem>.events.tsv` ; `train --events` reads it.", show_default="beside the CSV")] = None,
+    model: Annotated[str | None, typer.Option("-m", "--model", help="Propose this model's counts (shipped name or .pt file); you correct them.", show_default="none: no proposals")] = None,
     host: Annotated[str, typer.Option(help="Address to listen on; the default is this computer only.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on (0: a free one).")] = 0,
     browser: Annotated[bool, typer.Option("--browser/--no-browser", help="Open the page in the web browser.")] = True,

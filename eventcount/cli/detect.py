@@ -19,14 +19,14 @@ from eventcount.cli.common import (
     run,
 )
 from eventcount.cli.sensor_flags import sensor_flags
-from eventcount.config import DEFAULT_FORMAT, DetectSettings
+from eventcount.config import DEFAULT_FORMAT, DEFAULT_MODEL, DetectSettings
 
 
 @app.command()
 @sensor_flags
 def detect(
     inputs: Annotated[list[Path], typer.Argument(help="Recordings or folders of recordings; - reads a stream from standard input (WAV, raw PCM or sensor CSV lines).")],
-    model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name (see `eventcount models list`) or a .pt file.", show_default="drums")] = None,
+    model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name (see `eventcount models list`) or a .pt file.", show_default=DEFAULT_MODEL)] = None,
     output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (one input, with an extension) or folder.", show_default="standard output")] = None,
     fmt: Annotated[str, typer.Option("--format", help="tsv, csv, audacity, jams or midi.")] = DEFAULT_FORMAT,
     threshold: Annotated[float | None, typer.Option(help="Detection threshold for every class, between 0 and 1.", show_default="the model's")] = None,
@@ -37,7 +37,7 @@ def detect(
     threads: ThreadsOpt = None, jobs: JobsOpt = None,
     sensor: dict | None = None,
     channels: Annotated[int, typer.Option(help="Raw PCM on standard input: interleaved channels.", min=1, rich_help_panel="Standard input (-)")] = 1,
-    sample_format: Annotated[str | None, typer.Option(help="Raw PCM on standard input: s16le, s32le or f32le, at --rate; without it standard input is a WAV stream.", rich_help_panel="Standard input (-)")] = None,
+    sample_format: Annotated[str | None, typer.Option(help="Raw PCM on standard input: s16le, s32le or f32le, at --rate; without it standard input is a WAV stream.", show_default="a WAV stream", rich_help_panel="Standard input (-)")] = None,
 ) -> None:
     """Detect events with a trained model.
 

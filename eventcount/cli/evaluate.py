@@ -17,9 +17,9 @@ def evaluate(
     reference: Annotated[Path, typer.Option(help="Reference event file or folder.")],
     estimate: Annotated[Path, typer.Option(help="Estimated event file or folder (paired by file stem).")],
     tolerance: Annotated[str, typer.Option(help="Matching window, e.g. 50ms (at most 10 s).")] = f"{DEFAULT_TOLERANCE_S * 1000:g}ms",
-    classes: Annotated[str | None, typer.Option(help="Only these classes (comma-separated).")] = None,
-    class_map: Annotated[Path | None, typer.Option(help="YAML mapping raw reference labels to classes.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON.")] = None,
+    classes: Annotated[str | None, typer.Option(help="Only these classes (comma-separated).", show_default="every class in the references")] = None,
+    class_map: Annotated[Path | None, typer.Option(help="YAML mapping raw reference labels to classes.", show_default="labels are classes")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the full report as JSON.", show_default="no JSON")] = None,
 ) -> None:
     """Score detections against reference timestamps (mir_eval onset matching).
 

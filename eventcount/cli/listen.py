@@ -9,15 +9,15 @@ from typing import Annotated
 import typer
 
 from eventcount.cli.common import app, device_name, err, out, run, seconds
-from eventcount.config import DEFAULT_FORMAT
+from eventcount.config import DEFAULT_FORMAT, DEFAULT_MODEL
 
 
 @app.command()
 def listen(
-    model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name or a .pt file (an audio model).", show_default="drums")] = None,
+    model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name or a .pt file (an audio model).", show_default=DEFAULT_MODEL)] = None,
     input_device: Annotated[str | None, typer.Option("--device", help="Input device: its index or part of its name (see --list-devices).", show_default="the system's default input")] = None,
     list_devices: Annotated[bool, typer.Option("--list-devices", help="List the input devices and exit.")] = False,
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Also write the events to this file as they come (tsv/csv/audacity; jams/midi when listening stops).")] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Also write the events to this file as they come (tsv/csv/audacity; jams/midi when listening stops).", show_default="none: the screen only")] = None,
     fmt: Annotated[str, typer.Option("--format", help="Format of -o FILE: tsv, csv, audacity, jams or midi.")] = DEFAULT_FORMAT,
     overwrite: Annotated[bool, typer.Option(help="Replace an existing -o FILE.")] = False,
     threshold: Annotated[float | None, typer.Option(help="Detection threshold for every class, between 0 and 1.", show_default="the model's")] = None,

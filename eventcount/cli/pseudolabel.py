@@ -16,7 +16,7 @@ from eventcount.cli.common import (
     show_progress,
 )
 from eventcount.cli.sensor_flags import sensor_flags
-from eventcount.config import DEFAULT_FORMAT, DetectSettings
+from eventcount.config import DEFAULT_FORMAT, DEFAULT_MODEL, DetectSettings
 from eventcount.errors import EventcountError
 
 
@@ -25,14 +25,14 @@ from eventcount.errors import EventcountError
 def pseudo_label(
     sources: Annotated[list[Path], typer.Argument(help="Recordings, folders and .tar/.tar.gz/.tgz/.zip archives; with --merge: the shards' output folders.")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (with --merge: a folder or a .jsonl file for the merged manifest).")],
-    model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name (see `eventcount models list`) or a .pt file.")] = None,
+    model: Annotated[str | None, typer.Option("-m", "--model", help="Shipped model name (see `eventcount models list`) or a .pt file.", show_default=DEFAULT_MODEL)] = None,
     jobs: Annotated[int | None, typer.Option(help="Worker processes, or Ray actors with --engine ray.", show_default="the idle CPU cores; with Ray, one per CPU of the cluster", min=1)] = None,
-    shard: Annotated[str | None, typer.Option(help="Label only part INDEX/COUNT of the recordings, INDEX 0-based (e.g. 0/4 ... 3/4).")] = None,
+    shard: Annotated[str | None, typer.Option(help="Label only part INDEX/COUNT of the recordings, INDEX 0-based (e.g. 0/4 ... 3/4).", show_default="all")] = None,
     fmt: Annotated[str, typer.Option("--format", help="tsv, csv, audacity, jams or midi.")] = DEFAULT_FORMAT,
     tta: Annotated[int, typer.Option(help="Average this many time-stretched passes (more accurate, slower).", min=1)] = DetectSettings.tta,
     min_confidence: Annotated[float, typer.Option(help="Drop events less confident than this (0 to 1).", min=0.0, max=1.0)] = 0.0,
     overwrite: Annotated[bool, typer.Option(help="Label everything again (default: skip what an earlier run with this model finished). Needed after changing --tta or --min-confidence.")] = False,
-    glob: Annotated[str | None, typer.Option(help="Only paths inside a folder or archive that match, e.g. 'disc1/*.wav'.")] = None,
+    glob: Annotated[str | None, typer.Option(help="Only paths inside a folder or archive that match, e.g. 'disc1/*.wav'.", show_default="every recording")] = None,
     max_size: Annotated[str, typer.Option(help="Largest recording read, once decompressed (guards against compression bombs), e.g. 500MB.")] = "2GB",
     merge: Annotated[bool, typer.Option("--merge", help="Combine the manifests of the shard output folders given as SOURCES; report missing and duplicate recordings.")] = False,
     engine: Annotated[str, typer.Option(help="local (worker processes on this machine) or ray (actors on a Ray cluster; pip install \"eventcount[ray]\").")] = "local",

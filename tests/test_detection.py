@@ -10,8 +10,8 @@ import soundfile as sf
 import torch
 
 from eventcount.config import FrontendConfig, ModelSpec, NetworkConfig
-from eventcount.features import n_features
 from eventcount.detection import Detector, load_activations, save_activations, tta_factors, unstretch
+from eventcount.features import n_features
 from eventcount.network import CRNN
 from eventcount.recordings import read_signal
 

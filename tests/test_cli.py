@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 from typer.testing import CliRunner
@@ -36,7 +38,7 @@ def test_help_is_fast_and_does_not_import_torch():
 
 
 def test_every_command_has_help():
-    for command in ("prepare", "train", "detect", "evaluate", "models"):
+    for command in ("prepare", "train", "detect", "evaluate", "pseudo-label", "annotate", "listen", "models"):
         result = invoke(command, "--help")
         assert result.exit_code == 0, result.output
         assert "Usage" in result.output
@@ -245,3 +247,23 @@ def test_train_config_file_sections_and_flags(tmp_path: Path):
     config.write_text("train:\n  stepz: 3\n")
     result = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "bad.pt", "--config", config)
     assert_one_line_error(result, 1, "c.yaml: unknown option(s) stepz; known:")
+
+
+@pytest.mark.slow
+def test_quiet_says_nothing_but_results(tmp_path: Path):
+    """-q: no tables, progress or notes on standard error from any command that succeeds."""
+    make_synthetic_set(tmp_path / "rec", 2, 3.0, seed=1)
+    cli = [sys.executable, "-m", "eventcount", "-q"]
+    commands = [
+        ["prepare", tmp_path / "rec", "-o", tmp_path / "labels.csv"],
+        ["prepare", "--check", tmp_path / "labels.csv"],
+        ["train", "--counts", tmp_path / "labels.csv", "--steps", "2", "--batch-size", "4", "-o", tmp_path / "m.pt"],
+        ["detect", tmp_path / "rec", "-m", tmp_path / "m.pt", "-o", tmp_path / "est"],
+        ["evaluate", "--reference", tmp_path / "rec", "--estimate", tmp_path / "est", "--json", tmp_path / "r.json"],
+        ["pseudo-label", tmp_path / "rec", "-m", tmp_path / "m.pt", "-o", tmp_path / "labelled", "--jobs", "1"],
+    ]
+    for command in commands:
+        result = subprocess.run([*cli, *map(str, command)], capture_output=True, text=True,
+                                env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert result.returncode == 0, (command[0], result.stderr)
+        assert result.stderr == "", (command[0], result.stderr)

@@ -154,11 +154,12 @@ def write_count_table(path: str | Path, table: CountTable) -> None:
     """Write the CSV atomically; recording paths are written relative to the CSV's folder where possible."""
     path = Path(path)
     base = Path(os.path.abspath(path.parent))
+    names = {recording: _relative(recording, base) for recording in {clip.path for clip in table.clips}}
     with atomic_write(path, newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(FIXED_COLUMNS + table.classes)
         for clip in table.clips:
-            writer.writerow([_relative(clip.path, base), _seconds(clip.start_s), _seconds(clip.end_s), *clip.counts])
+            writer.writerow([names[clip.path], _seconds(clip.start_s), _seconds(clip.end_s), *clip.counts])
 
 
 def _relative(recording: Path, base: Path) -> str:

@@ -18,8 +18,8 @@ import numpy as np
 from eventcount.annotations import events_by_class, read_class_map, read_events
 from eventcount.config import DecodeConfig
 from eventcount.decode import pick_events
-from eventcount.evaluate import evaluate, event_file_stem
 from eventcount.detection import load_activations
+from eventcount.evaluate import evaluate, event_file_stem
 
 CLASSES_YAML = Path(__file__).with_name("classes.yaml")
 

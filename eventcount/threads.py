@@ -69,11 +69,12 @@ def plan(items: int = 1, threads: int | None = None, jobs: int | None = None) ->
 
 def set_threads(threads: int) -> None:
     """Use `threads` threads for torch's and numba's parallel work in this process."""
-    os.environ["NUMBA_NUM_THREADS"] = str(threads)  # read by numba at import
     import torch
 
     torch.set_num_threads(threads)
-    if "numba" in sys.modules:
-        import numba
+    if "numba" not in sys.modules:
+        os.environ["NUMBA_NUM_THREADS"] = str(threads)  # read by numba at import; never changed after it
+        return
+    import numba
 
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))

@@ -120,13 +120,6 @@ class Detector:
 
         return EventStream(self, sample_rate, channels, settings or DetectSettings())
 
-    def file_activations(self, path: str | Path, tta: int = 1, sensor_options: dict | None = None) -> np.ndarray:
-        """Probabilities for a file: streamed for audio with one pass, else read whole."""
-        if tta <= 1 and not is_sensor_file(str(path)):
-            return self.stream_activations(path)
-        options = self.spec.frontend.sensor.updated(sensor_options)
-        return self.activations(read_signal(path, sensor_options=options), tta)
-
     def low_rate_note(self, path: str | Path) -> str | None:
         """A warning when an audio file's sample rate is below the model's: the top of the band the model
         listens to is then missing (a 16 kHz file has nothing above 8 kHz, where hi-hats are loudest)."""

@@ -130,8 +130,8 @@ def test_tta_on_recordings_of_at_most_one_frame(detector: Detector, tmp_path: Pa
     assert probs.shape == (int(duration_s * 100) + DELAY, 2)
 
 
-def test_file_activations_stream_audio(detector: Detector, wav: Path) -> None:
-    np.testing.assert_allclose(detector.file_activations(wav), detector.activations(read_signal(wav)), atol=1e-5)
+def test_streamed_activations_equal_the_whole_recording(detector: Detector, wav: Path) -> None:
+    np.testing.assert_allclose(detector.stream_activations(wav), detector.activations(read_signal(wav)), atol=1e-5)
 
 
 def test_tta_activations_keep_the_frame_count(detector: Detector, wav: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from eventcount.annotations import Event, events_by_class, read_events
 from eventcount.config import ModelSpec, TrainConfig
-from eventcount.detection import Detector
+from eventcount.detection import Detector, detect_recording
 from eventcount.evaluate import Counts, match_counts
 from eventcount.prepare import make_count_table
 from eventcount.recordings import event_file_for
@@ -46,7 +46,7 @@ def test_softloc_recovers_true_times_from_symmetric_label_noise(tmp_path: Path):
     total = Counts()
     for path in test_files:
         reference = events_by_class(read_events(event_file_for(path)))
-        estimate = events_by_class(detector.decode(detector.file_activations(path)), detector.spec.classes)
+        estimate = events_by_class(detect_recording(detector, path).events, detector.spec.classes)
         for name in detector.spec.classes:
             total = total + match_counts(reference[name], estimate[name], 0.05)
     errors = np.abs(total.offsets_s)

@@ -34,10 +34,7 @@ def make_inputs(root: Path) -> dict[str, list[str]]:
     audio, _ = synthetic_recording(120.0, 44100, seed=0)
     sf.write(root / "two_minutes.wav", audio, 44100)
     folder = root / "batch"
-    folder.mkdir()
-    for i in range(4):
-        audio, _ = synthetic_recording(30.0, 44100, seed=i + 1)
-        sf.write(folder / f"clip{i}.wav", audio, 44100)
+    make_synthetic_set(folder, 4, 30.0, seed=3)  # recordings with their reference event files
     make_synthetic_set(root / "train", 8, 10.0, seed=1)
     subprocess.run(["eventcount", "-q", "prepare", str(root / "train"), "-o", str(root / "labels.csv")], check=True)
     subprocess.run(["eventcount", "-q", "detect", str(root / "batch"), "-o", str(root / "estimate"), "--threads", "1"],

@@ -63,7 +63,7 @@ def plan(items: int = 1, threads: int | None = None, jobs: int | None = None) ->
     if jobs is None:
         jobs = max(1, min(items, free)) if threads is None else 1
     if threads is None:
-        threads = max(1, free // jobs) if jobs == 1 else 1
+        threads = free if jobs == 1 else 1
     return Plan(jobs=jobs, threads=threads)
 
 

@@ -225,6 +225,17 @@ def audio_duration(path: str | Path) -> float:
     return info.frames / info.samplerate
 
 
+def duration_hint(path: str | Path) -> float | None:
+    """Seconds of an audio file from its header, None for other recordings or an unreadable header (for
+    planning work only: reading the recording reports its problems)."""
+    if Path(path).suffix.lower() not in AUDIO_EXTENSIONS:
+        return None
+    try:
+        return audio_duration(path)
+    except EventcountError:
+        return None
+
+
 def audio_rate(path: str | Path) -> int:
     """Sample rate in Hz from the audio header."""
     return int(_audio_info(path).samplerate)

@@ -11,9 +11,14 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 SAMPLE_S = 0.05
+WORKER_AUDIO_S = 300.0
+"""Audio one more worker process must get to pay for itself: starting one (spawn, import torch, load the model)
+takes ~2 s, what one thread spends detecting 2-3 minutes of audio (2026-12-03, 2 cores: four 30 s files took
+4.2 s in one process and 6.1 s in two workers)."""
 
 
 @dataclass(frozen=True)
@@ -53,18 +58,33 @@ def _cpu_times() -> list[int]:
         return [int(x) for x in handle.readline().split()[1:]]
 
 
-def plan(items: int = 1, threads: int | None = None, jobs: int | None = None) -> Plan:
-    """Processes and threads for `items` independent pieces of work (files).
+def plan(items: int = 1, threads: int | None = None, jobs: int | None = None,
+         durations_s: Iterable[float | None] | None = None) -> Plan:
+    """Processes and threads for `items` independent pieces of work (files) lasting `durations_s` (None: unknown).
 
-    Given values win. Otherwise the idle cores go to worker processes when there are several items (one thread
-    each: parallel files scale better than intra-op threads), else to threads of this process.
+    Given values win. Otherwise the idle cores go to worker processes when there are several items with enough
+    audio to pay for starting them (one thread each: parallel files scale better than intra-op threads), else to
+    threads of this process.
     """
     free = max(1, int(idle_cores() + 0.5)) if threads is None or jobs is None else 1
     if jobs is None:
-        jobs = max(1, min(items, free)) if threads is None else 1
+        jobs = max(1, min(items, _workers_paid_for(durations_s, free))) if threads is None else 1
     if threads is None:
         threads = free if jobs == 1 else 1
     return Plan(jobs=jobs, threads=threads)
+
+
+def _workers_paid_for(durations_s: Iterable[float | None] | None, most: int) -> int:
+    """Worker processes the recordings' audio pays for (`WORKER_AUDIO_S` each), at most `most`; a recording of
+    unknown length pays for one. Stops reading `durations_s` once `most` are paid for (it may be lazy)."""
+    if durations_s is None:
+        return most
+    total = 0.0
+    for seconds in durations_s:
+        total += WORKER_AUDIO_S if seconds is None else seconds
+        if total >= most * WORKER_AUDIO_S:
+            return most
+    return max(1, int(total // WORKER_AUDIO_S))
 
 
 def set_threads(threads: int) -> None:

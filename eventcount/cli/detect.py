@@ -49,9 +49,8 @@ def detect(
     * `eventcount detect - --rate 44100 --channels 2 --sample-format s16le < take.raw`
     """
     from eventcount.batch import detect_all, make_jobs
-    from eventcount.config import DetectSettings
     from eventcount.detection import Detector
-    from eventcount.recordings import find_recordings
+    from eventcount.recordings import duration_hint, find_recordings
     from eventcount.threads import plan
 
     if threshold is not None and not 0 < threshold < 1:
@@ -78,7 +77,7 @@ def detect(
             failures += 1
         else:
             todo.append(job)
-    work = plan(len(todo), threads, jobs)
+    work = plan(len(todo), threads, jobs, durations_s=(duration_hint(job.recording) for job in todo))
     for result in run(lambda: list(detect_all(detector, todo, settings, work.jobs, work.threads))):
         if result.warning:
             err.print(f"[yellow]warning:[/] {result.warning}", highlight=False, soft_wrap=True)

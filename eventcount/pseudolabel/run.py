@@ -23,7 +23,7 @@ from eventcount.pseudolabel.manifest import Manifest, ManifestEntry
 from eventcount.pseudolabel.shards import select_shard, shard_file_name, write_shard_record
 from eventcount.pseudolabel.sources import Problem, SourceItem, label_name, list_recordings
 from eventcount.pseudolabel.spool import DEFAULT_MAX_BYTES, spool_folder
-from eventcount.recordings import recording_extensions
+from eventcount.recordings import duration_hint, recording_extensions
 from eventcount.writers import get_writer
 
 Engine = Literal["local", "ray"]
@@ -203,7 +203,8 @@ def _entries(engine: Engine, todo: list[SourceItem], settings: LabelSettings, jo
     from eventcount.pseudolabel.workers import label_in_pool, label_in_process
     from eventcount.threads import plan
 
-    workers = plan(len(todo), jobs=min(jobs, max(1, len(todo))) if jobs else None)  # the one thread policy
+    durations = (None if item.member else duration_hint(item.source) for item in todo)  # members: unknown
+    workers = plan(len(todo), jobs=min(jobs, max(1, len(todo))) if jobs else None, durations_s=durations)
     if workers.jobs == 1:
         return label_in_process(todo, settings, spool, max_bytes, workers.threads)
     return label_in_pool(todo, settings, workers.jobs, spool, max_bytes)

@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
+# The previous recipe (shipped until 2026-12-03, 8.1 h, no accompaniment); the shipped model now comes from
+# train_songs.sh, which re-renders these sets and adds real kits and songs.
 # Train the shipped drum model (models/drums.pt) from counts only, and the fully supervised
 # baseline beside it (same network, stepwise cross-entropy on the exact timestamps), then score both on the
 # validation split rendered with the held-out kit (TimGM6mb) and with a training kit (FluidR3_GM).

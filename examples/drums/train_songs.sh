@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The drum model for whole songs and real kits (issue #20): render Groove performances with three real sampled kits
-# and the soundfont/Hydrogen kits, with POP909 accompaniment under 60-70 % of them, train the network from scratch
+# The shipped drum model (models/drums.pt, 2026-12-03; issue #20): render Groove performances with the previous
+# recipe's 18 kits (8.1 h) and, 4.07 h more, with three real sampled kits and the soundfont/Hydrogen kits under POP909
+# accompaniment in 60-70 % of those files, train the network (examples/drums/model_fast.yaml) from scratch
 # on counts only (and the same network with --loss ce on the exact timestamps, as the baseline), then score both on
 # the held-out real kit alone and under held-out songs, on TimGM6mb and on four more kits never heard in training.
 #
@@ -15,7 +16,7 @@ work=${2:-$data/work10}
 here=$(cd "$(dirname "$0")" && pwd)
 shared=${SHARED:-$here/../../../shared/data}
 steps=${STEPS:-6000}
-config=${CONFIG:-$here/model.yaml}
+config=${CONFIG:-$here/model_fast.yaml}
 stage=${STAGE:-all}
 py=${PYTHON:-python}
 classes="$here/classes.yaml"
@@ -50,7 +51,16 @@ if [[ $stage == all || $stage == render ]]; then
     render "${V[@]}" --hydrogen-kit TR808EmulationKit --out "$data/val_tr808"
     render "${V[@]}" --soundfont "$SF2/OPL-3_FM_128M.sf2" --out "$data/val_opl3"
     render "${V[@]}" --soundfont "$SF2/FluidR3_GM.sf2" --out "$data/val_seen"
-    # training, 4.07 h: the three real kits that are not held out (1.0 h), and 6 soundfont and 12 Hydrogen kits
+    # training, the previous recipe's 8.1 h: FluidR3/MuseScore (3.03 h), four FluidR3 presets (1.53 h), the 12
+    # Hydrogen kits with distractor percussion (3.54 h)
+    render --split train --max-duration 10800 --jobs 2 --soundfont "$SF2/FluidR3_GM.sf2" \
+        --soundfont "$SF3/MuseScore_General.sf3" --augment --out "$data/train"
+    render --split train --max-duration 5400 --seed 1 --augment --jobs 2 --soundfont "$SF2/FluidR3_GM.sf2@16" \
+        --soundfont "$SF2/FluidR3_GM.sf2@32" --soundfont "$SF2/FluidR3_GM.sf2@40" --soundfont "$SF2/FluidR3_GM.sf2@24" \
+        --out "$data/train_kits"
+    render --split train --max-duration 12600 --seed 1 --augment --jobs 2 "${H2[@]}" \
+        --distractors "Gimme A Hand 1.0" --distractors "circAfrique v4" --out "$data/train_h2"
+    # training, 4.07 h more: the three real kits that are not held out (1.0 h), and 6 soundfont and 12 Hydrogen kits
     # (0.56 h + 2.5 h, the Hydrogen kits re-pitched and re-levelled per file), accompanied in 60-70 % of the files
     render --split train --max-duration 3600 --seed 5 --augment "${REAL[@]}" "${songs[@]}" --out "$data/train_real_acc"
     render --split train --limit 77 --seed 6 --augment --soundfont "$SF2/FluidR3_GM.sf2" \
@@ -66,7 +76,8 @@ fi
 
 if [[ $stage == all || $stage == train ]]; then
     mkdir -p "$work"
-    train=("$data/train_real_acc" "$data/train_kits_acc" "$data/train_more_acc")
+    train=("$data/train" "$data/train_kits" "$data/train_h2" "$data/train_real_acc" "$data/train_kits_acc"
+           "$data/train_more_acc")
     eventcount prepare "${train[@]}" --class-map "$classes" -o "$work/train.csv" --overwrite
     eventcount prepare "${train[@]}" --class-map "$classes" --window 1s -o "$work/train_1s.csv" --overwrite
     eventcount prepare "$data/val_acc" --class-map "$classes" -o "$work/val.csv" --overwrite

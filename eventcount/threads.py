@@ -17,8 +17,10 @@ from dataclasses import dataclass
 SAMPLE_S = 0.05
 WORKER_AUDIO_S = 300.0
 """Audio one more worker process must get to pay for itself: starting one (spawn, import torch, load the model)
-takes ~2 s, what one thread spends detecting 2-3 minutes of audio (2026-12-03, 2 cores: four 30 s files took
-4.2 s in one process and 6.1 s in two workers)."""
+takes ~2 s, what one thread spends detecting several minutes of audio. Measured 2026-12-03 on 2 cores
+(`bench/threads.py`, BENCHMARKS.md): four 30 s files 4.3 s in one process, 6.0 s in two workers; six 150 s files
+7.5 s and 8.0 s idle, 8.5 s and 10.4 s beside a busy process. So this is a lower bound; a larger one was not
+measured."""
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The shipped drum model (models/drums.pt, 2026-12-03; issue #20): render Groove performances with the previous
 # recipe's 18 kits (8.1 h) and, 4.07 h more, with three real sampled kits and the soundfont/Hydrogen kits under POP909
-# accompaniment in 60-70 % of those files, train the network (examples/drums/model_fast.yaml) from scratch
+# accompaniment in part of those files (about 1.9-2.4 h), train the network (examples/drums/model_fast.yaml) from scratch
 # on counts only (and the same network with --loss ce on the exact timestamps, as the baseline), then score both on
 # the held-out real kit alone and under held-out songs, on TimGM6mb and on four more kits never heard in training.
 #
@@ -61,7 +61,7 @@ if [[ $stage == all || $stage == render ]]; then
     render --split train --max-duration 12600 --seed 1 --augment --jobs 2 "${H2[@]}" \
         --distractors "Gimme A Hand 1.0" --distractors "circAfrique v4" --out "$data/train_h2"
     # training, 4.07 h more: the three real kits that are not held out (1.0 h), and 6 soundfont and 12 Hydrogen kits
-    # (0.56 h + 2.5 h, the Hydrogen kits re-pitched and re-levelled per file), accompanied in 60-70 % of the files
+    # (0.56 h + 2.5 h, the Hydrogen kits re-pitched and re-levelled per file), --accompaniment-share 0.6-0.7
     render --split train --max-duration 3600 --seed 5 --augment "${REAL[@]}" "${songs[@]}" --out "$data/train_real_acc"
     render --split train --limit 77 --seed 6 --augment --soundfont "$SF2/FluidR3_GM.sf2" \
         --soundfont "$SF3/MuseScore_General.sf3" --soundfont "$SF2/FluidR3_GM.sf2@16" --soundfont "$SF2/FluidR3_GM.sf2@32" \

@@ -51,6 +51,8 @@ if [[ $stage == all || $stage == render ]]; then
     render "${V[@]}" --hydrogen-kit TR808EmulationKit --out "$data/val_tr808"
     render "${V[@]}" --soundfont "$SF2/OPL-3_FM_128M.sf2" --out "$data/val_opl3"
     render "${V[@]}" --soundfont "$SF2/FluidR3_GM.sf2" --out "$data/val_seen"
+    render --split validation --sample-rate 16000 --soundfont "$SF2/TimGM6mb.sf2" --out "$data/val_heldout16"
+    render "${V[@]}" --sample-rate 16000 --soundfont "$SF2/FluidR3_GM.sf2" --out "$data/val_seen16"
     # training, the previous recipe's 8.1 h: FluidR3/MuseScore (3.03 h), four FluidR3 presets (1.53 h), the 12
     # Hydrogen kits with distractor percussion (3.54 h)
     render --split train --max-duration 10800 --jobs 2 --soundfont "$SF2/FluidR3_GM.sf2" \
@@ -94,7 +96,7 @@ fi
 if [[ $stage == all || $stage == score ]]; then
     for model in ${MODELS:-drums $work/drums.pt $work/drums_ce.pt}; do
         name=$(basename "$model" .pt)
-        for set in val_muldjord val_muldjord_acc val_heldout "${UNSEEN[@]}" val_seen; do
+        for set in val_muldjord val_muldjord_acc val_heldout "${UNSEEN[@]}" val_seen val_heldout16 val_seen16; do
             nice -n 5 eventcount -q detect "$data/$set" -m "$model" -o "$work/$name.$set" --overwrite --threads 1
             eventcount evaluate --reference "$data/$set" --estimate "$work/$name.$set" --class-map "$classes" \
                 --classes KD,SD,HH --tolerance 50ms --json "$work/$name.$set.json"

@@ -67,7 +67,8 @@ def f_measure(root: Path, model: Path, env: dict[str, str]) -> float:
 @pytest.mark.slow
 def test_two_processes_learn_as_well_as_one(tmp_path: Path) -> None:
     """The same global batch over one and two gloo processes (torchrun --standalone): the same F1 within noise."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "1",
+           "PYTHONFAULTHANDLER": "1"}  # should a rank abort, its Python stack is in the test's output
     for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(name, None)
     make_synthetic_set(tmp_path / "train", 10, 5.0, seed=1)

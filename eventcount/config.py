@@ -121,6 +121,7 @@ class NetworkConfig:
     pool_freq: int = 2
     rnn: str = "gru"
     rnn_hidden: int = 64
+    rnn_stride: int = 1  # frames per recurrent step: 2 runs the GRU at half the frame rate, two frames a step
     dropout: float = 0.1
 
 

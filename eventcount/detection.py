@@ -170,20 +170,25 @@ class ActivationStream:
             self.pending.append(sequence)
         if sum(p.shape[1] for p in self.pending) < max(1, self.span_frames):
             return np.zeros((0, self.n_classes))
-        return self._recur()
+        return self._recur(final=False)
 
     def finish(self) -> np.ndarray:
         """The frames still waiting and those of the silence run after the end (`Detector.end_padding`)."""
         tail = self.feature_state.tail
         shape = (*(tail.shape[:-1] if tail is not None else ()), self.detector.end_padding(self.extractor))
-        self.span_frames = 0
-        return self.push(torch.zeros(shape))
+        self.span_frames = 1 << 62  # keep the padding's frames for the final pass below
+        self.push(torch.zeros(shape))
+        return self._recur(final=True)
 
-    def _recur(self) -> np.ndarray:
+    def _recur(self, final: bool) -> np.ndarray:
+        model = self.detector.model
+        empty = torch.zeros(1, 0, model.rnn.input_size // model.stride, device=self.detector.device)
+        sequence, self.pending = torch.cat([empty, *self.pending], dim=1), []
+        if not sequence.shape[1] and not (final and "waiting" in self.network_state):
+            return np.zeros((0, self.n_classes))
         with torch.inference_mode():
-            logits, rnn_state = self.detector.model.recur(torch.cat(self.pending, dim=1), self.network_state)
+            logits, rnn_state = model.recur(sequence, self.network_state, final)
         self.network_state.update(rnn_state)
-        self.pending = []
         return torch.sigmoid(logits[0]).double().cpu().numpy()
 
 

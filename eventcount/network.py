@@ -62,9 +62,10 @@ class CRNN(nn.Module):
         for _ in config.conv_channels:
             width = -(-width // config.pool_freq)
         rnn_type = {"gru": nn.GRU, "lstm": nn.LSTM}[config.rnn]
-        self.rnn = rnn_type(channels[-1] * width, config.rnn_hidden, batch_first=True)
+        self.stride = config.rnn_stride
+        self.rnn = rnn_type(channels[-1] * width * self.stride, config.rnn_hidden, batch_first=True)
         self.dropout = nn.Dropout(config.dropout)
-        self.head = nn.Linear(config.rnn_hidden, n_classes)
+        self.head = nn.Linear(config.rnn_hidden, n_classes * self.stride)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -79,10 +80,11 @@ class CRNN(nn.Module):
         with torch.no_grad():
             self.head.bias.fill_(value)
 
-    def forward(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
+    def forward(self, x: torch.Tensor, state: State | None = None, final: bool = True) -> tuple[torch.Tensor, State]:
+        """x [B, 2, T, F] -> (logits [B, T, D], state); see `recur` for `final`."""
         state = state or {}
         sequence, conv_state = self.encode(x, state)
-        logits, rnn_state = self.recur(sequence, state)
+        logits, rnn_state = self.recur(sequence, state, final)
         return logits, {**conv_state, **rnn_state}
 
     def encode(self, x: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
@@ -95,16 +97,43 @@ class CRNN(nn.Module):
         b, c, t, f = x.shape
         return x.permute(0, 2, 1, 3).reshape(b, t, c * f), new_state
 
-    def recur(self, sequence: torch.Tensor, state: State | None = None) -> tuple[torch.Tensor, State]:
-        """The recurrent layer and the head: [B, T, I] -> (logits [B, T, D], its state). Without gradients, a
-        GRU runs one long sequence in chunks side by side (`gru_in_chunks`)."""
-        hidden = self._rnn_state(state or {})
-        if isinstance(self.rnn, nn.GRU) and not torch.is_grad_enabled() and sequence.shape[0] == 1:
-            x, hidden = gru_in_chunks(self.rnn, sequence, hidden)
+    def recur(self, sequence: torch.Tensor, state: State | None = None,
+              final: bool = True) -> tuple[torch.Tensor, State]:
+        """The recurrent layer and the head: [B, T, I] -> (logits [B, n, D], its state). Without gradients, a
+        GRU runs one long sequence in chunks side by side (`gru_in_chunks`).
+
+        With `rnn_stride` s > 1 each step reads s frames and the head gives the logits of all s, so the logit
+        of a frame also sees the rest of its group (at most s - 1 frames ahead). Frames that do not fill a
+        group wait in the state for the next call (n < T), unless `final`: then the group is completed with
+        zeros and every frame gets its logit (n = T plus any frames that waited).
+        """
+        state = state or {}
+        if self.stride > 1:
+            sequence = sequence if "waiting" not in state else torch.cat([state["waiting"], sequence], dim=1)
+            n_frames = sequence.shape[1]
+            whole = n_frames - n_frames % self.stride
+            waiting = sequence[:, whole:]
+            if final and waiting.shape[1]:
+                sequence, whole, waiting = F.pad(sequence, (0, 0, 0, -n_frames % self.stride)), n_frames, waiting[:, :0]
+            b, t, i = sequence.shape
+            steps = sequence[:, : t - t % self.stride].reshape(b, t // self.stride, i * self.stride)
         else:
-            x, hidden = self.rnn(sequence, hidden)
-        new_state = dict(zip(("h", "c"), hidden)) if isinstance(hidden, tuple) else {"h": hidden}
-        return self.head(self.dropout(x)), new_state
+            whole, waiting, steps = sequence.shape[1], None, sequence
+        hidden = self._rnn_state(state)
+        if not steps.shape[1]:
+            x = steps.new_zeros(steps.shape[0], 0, self.rnn.hidden_size)
+        elif isinstance(self.rnn, nn.GRU) and not torch.is_grad_enabled() and steps.shape[0] == 1:
+            x, hidden = gru_in_chunks(self.rnn, steps, hidden)
+        else:
+            x, hidden = self.rnn(steps, hidden)
+        new_state = {}
+        if hidden is not None:
+            new_state = dict(zip(("h", "c"), hidden, strict=True)) if isinstance(hidden, tuple) else {"h": hidden}
+        if waiting is not None:
+            new_state["waiting"] = waiting
+        logits = self.head(self.dropout(x))
+        logits = logits.reshape(logits.shape[0], -1, logits.shape[2] // self.stride)
+        return logits[:, :whole], new_state
 
     def _rnn_state(self, state: State):
         if "h" not in state:

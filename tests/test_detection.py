@@ -59,11 +59,11 @@ def test_tta_factors() -> None:
 DELAY = FrontendConfig().detection_delay()  # audio: 1 frame; activations run that many frames past the end
 
 
-@pytest.fixture(scope="module")
-def detector() -> Detector:
+@pytest.fixture(scope="module", params=[1, 2], ids=["rnn-stride-1", "rnn-stride-2"])
+def detector(request: pytest.FixtureRequest) -> Detector:
     torch.manual_seed(0)
     spec = ModelSpec(classes=["a", "b"], frontend=FrontendConfig(n_mels=16),
-                     network=NetworkConfig(conv_channels=[4], rnn_hidden=8))
+                     network=NetworkConfig(conv_channels=[4], rnn_hidden=8, rnn_stride=request.param))
     model = CRNN(n_features(spec.frontend), 2, spec.network)
     with torch.no_grad():
         model.head.weight.mul_(30)  # make the output depend visibly on the input

@@ -11,9 +11,9 @@ from eventcount.network import CRNN, chunk_count, gru_in_chunks, pool_features
 N_FEATURES = 13  # odd, so the pooled width has to round up
 
 
-def make_model(rnn: str = "gru", classes: int = 3, seed: int = 0) -> CRNN:
+def make_model(rnn: str = "gru", classes: int = 3, seed: int = 0, stride: int = 1) -> CRNN:
     torch.manual_seed(seed)
-    config = NetworkConfig(conv_channels=[4, 8], rnn=rnn, rnn_hidden=16, dropout=0.5)
+    config = NetworkConfig(conv_channels=[4, 8], rnn=rnn, rnn_hidden=16, dropout=0.5, rnn_stride=stride)
     model = CRNN(N_FEATURES, classes, config).eval()
     model.set_output_bias(-1.0)  # the random head starts near zero; make bias effects visible
     return model
@@ -147,3 +147,42 @@ def test_without_gradients_the_model_gives_the_same_logits() -> None:
         chunked, _ = model(x)
     whole, _ = model(x)
     torch.testing.assert_close(chunked, whole.detach(), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("rnn", ["gru", "lstm"])
+@pytest.mark.parametrize("frames", [16, 17, 1])
+def test_a_recurrent_stride_of_two_gives_every_frame_a_logit(rnn: str, frames: int) -> None:
+    logits, _ = make_model(rnn, classes=5, stride=2)(features(3, frames))
+    assert logits.shape == (3, frames, 5)
+
+
+@pytest.mark.parametrize("t", [0, 1, 6, 7, 18])
+def test_with_a_stride_of_two_a_logit_sees_only_its_own_group_ahead(t: int) -> None:
+    """Frames are read in pairs (2k, 2k + 1): changing frame t + 1 on leaves every pair before t's unchanged."""
+    model = make_model(stride=2)
+    x = features(2, 20)
+    changed = x.clone()
+    changed[:, :, t + 1:] = torch.randn_like(changed[:, :, t + 1:]) * 10
+    with torch.no_grad():
+        before, _ = model(x)
+        after, _ = model(changed)
+    group_start = t - t % 2
+    assert torch.equal(before[:, :group_start], after[:, :group_start])
+    assert not torch.allclose(before[:, t + 1:], after[:, t + 1:])
+
+
+@pytest.mark.parametrize("sizes", [[1] * 13, [2, 5, 6], [3, 1, 8, 1], [13]])
+def test_stride_two_in_pieces_equals_one_pass(sizes: list[int]) -> None:
+    """Pieces of any length: a frame left without its pair waits in the state; the final call completes the
+    last pair with zeros, as one pass over the whole input does."""
+    model = make_model(stride=2)
+    x = features(1, sum(sizes))
+    with torch.no_grad():
+        whole, _ = model(x)
+        state, pieces, start = None, [], 0
+        for i, size in enumerate(sizes):
+            logits, state = model(x[:, :, start:start + size], state, final=i == len(sizes) - 1)
+            pieces.append(logits)
+            start += size
+    assert sum(p.shape[1] for p in pieces[:-1]) == sum(sizes[:-1]) - sum(sizes[:-1]) % 2
+    torch.testing.assert_close(torch.cat(pieces, dim=1), whole, atol=1e-5, rtol=1e-5)

@@ -54,6 +54,7 @@ class EventStream:
         self.min_confidence = settings.min_confidence
         self.frame_rate = spec.frontend.frame_rate
         self.lookahead_frames = spec.frontend.detection_delay()
+        self.stride_frames = spec.network.rnn_stride - 1
         self.samples = 0
         self.finished = False
 
@@ -66,8 +67,9 @@ class EventStream:
     def latency_s(self) -> float:
         """How long after an event its decision can come at the earliest (compute and block size not counted):
         the model's lookahead (detection delay), the frames the decoder waits for a stronger peak nearby, the
-        half frame from an event's time to the end of its frame, and the resampling filter's look-ahead."""
-        frames = self.lookahead_frames + self.decoder.decision_frames + 0.5
+        half frame from an event's time to the end of its frame, the frames a recurrent step reads beyond it
+        (`rnn_stride` - 1) and the resampling filter's look-ahead."""
+        frames = self.lookahead_frames + self.decoder.decision_frames + 0.5 + self.stride_frames
         margin = 0 if self.resampler.ratio == 1 else self.resampler.margin / self.sample_rate
         return frames / self.frame_rate + margin
 

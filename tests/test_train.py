@@ -48,6 +48,21 @@ def test_training_returns_the_resolved_spec_and_leaves_its_inputs_alone(table: C
     assert payload["training"] == result.summary and result.summary["history"][-1]["step"] == 12
 
 
+def test_a_model_with_a_recurrent_stride_trains_saves_and_detects(table: CountTable, tmp_path: Path) -> None:
+    """rnn_stride 2 through training, the model file and detection (streamed equals whole)."""
+    from eventcount.detection import Detector
+    from eventcount.recordings import read_signal
+
+    network = dataclasses.replace(TINY, rnn_stride=2)
+    train(table, ModelSpec(table.classes, network=network), config(), tmp_path / "m.pt")
+    model, stored, _ = load_model(tmp_path / "m.pt")
+    assert stored.network.rnn_stride == 2 and model.head.out_features == 2 * len(table.classes)
+    detector = Detector.load(tmp_path / "m.pt")
+    recording = table.clips[0].path
+    probs = detector.stream_activations(recording)
+    np.testing.assert_allclose(probs, detector.activations(read_signal(recording)), atol=2e-6)
+
+
 def test_an_existing_model_is_replaced_only_when_asked(table: CountTable, tmp_path: Path) -> None:
     out = tmp_path / "m.pt"
     out.write_bytes(b"precious")

@@ -15,12 +15,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 SAMPLE_S = 0.05
-WORKER_AUDIO_S = 300.0
+WORKER_AUDIO_S = 600.0
 """Audio one more worker process must get to pay for itself: starting one (spawn, import torch, load the model)
 takes ~2 s, what one thread spends detecting several minutes of audio. Measured 2026-12-03 on 2 cores
-(`bench/threads.py`, BENCHMARKS.md): four 30 s files 4.3 s in one process, 6.0 s in two workers; six 150 s files
-7.5 s and 8.0 s idle, 8.5 s and 10.4 s beside a busy process. So this is a lower bound; a larger one was not
-measured."""
+(`bench/threads.py`, BENCHMARKS.md), after detection got faster (the GRU in chunks): six 150 s files 8.6-8.9 s
+in one process against 10.4-10.5 s in two workers idle; eight 300 s files 15.3 s and 15.2 s idle, 17.0 s and 19.8 s
+beside a busy process. So 15 minutes do not pay for a second worker and 40 minutes just do."""
 
 
 @dataclass(frozen=True)

@@ -161,13 +161,7 @@ class ActivationStream:
 
     def push(self, samples: torch.Tensor) -> np.ndarray:
         """Samples [n] (audio) or [channels, n] (sensors) at the working rate -> the frames they complete."""
-        features, self.feature_state = self.extractor.process(samples, self.feature_state)
-        if features.shape[1]:
-            with torch.inference_mode():
-                sequence, conv_state = self.detector.model.encode(features[None].to(self.detector.device),
-                                                                  self.network_state)
-            self.network_state.update(conv_state)
-            self.pending.append(sequence)
+        self._encode(samples)
         if sum(p.shape[1] for p in self.pending) < max(1, self.span_frames):
             return np.zeros((0, self.n_classes))
         return self._recur(final=False)
@@ -176,18 +170,25 @@ class ActivationStream:
         """The frames still waiting and those of the silence run after the end (`Detector.end_padding`)."""
         tail = self.feature_state.tail
         shape = (*(tail.shape[:-1] if tail is not None else ()), self.detector.end_padding(self.extractor))
-        self.span_frames = 1 << 62  # keep the padding's frames for the final pass below
-        self.push(torch.zeros(shape))
+        self._encode(torch.zeros(shape))
         return self._recur(final=True)
 
+    def _encode(self, samples: torch.Tensor) -> None:
+        features, self.feature_state = self.extractor.process(samples, self.feature_state)
+        if features.shape[1]:
+            with torch.inference_mode():
+                sequence, conv_state = self.detector.model.encode(features[None].to(self.detector.device),
+                                                                  self.network_state)
+            self.network_state.update(conv_state)
+            self.pending.append(sequence)
+
     def _recur(self, final: bool) -> np.ndarray:
-        model = self.detector.model
-        empty = torch.zeros(1, 0, model.rnn.input_size // model.stride, device=self.detector.device)
-        sequence, self.pending = torch.cat([empty, *self.pending], dim=1), []
-        if not sequence.shape[1] and not (final and "waiting" in self.network_state):
+        waiting = self.network_state.get("waiting")  # frames a recurrent step still lacks (rnn_stride > 1)
+        if not self.pending and not (final and waiting is not None and waiting.shape[1]):
             return np.zeros((0, self.n_classes))
+        sequence, self.pending = torch.cat(self.pending or [waiting[:, :0]], dim=1), []
         with torch.inference_mode():
-            logits, rnn_state = model.recur(sequence, self.network_state, final)
+            logits, rnn_state = self.detector.model.recur(sequence, self.network_state, final)
         self.network_state.update(rnn_state)
         return torch.sigmoid(logits[0]).double().cpu().numpy()
 

@@ -19,7 +19,7 @@ WORKER_AUDIO_S = 600.0
 """Audio one more worker process must get to pay for itself: starting one (spawn, import torch, load the model)
 takes ~2 s, what one thread spends detecting several minutes of audio. Measured 2026-12-03 on 2 cores
 (`bench/threads.py`, BENCHMARKS.md), after detection got faster (the GRU in chunks): six 150 s files 8.6-8.9 s
-in one process against 10.4-10.5 s in two workers idle; eight 300 s files 15.3 s and 15.2 s idle, 17.0 s and 19.8 s
+in one process against 9.9-10.5 s in two workers idle; eight 300 s files 15.3 s and 15.2 s idle, 17.0 s and 19.8 s
 beside a busy process. So 15 minutes do not pay for a second worker and 40 minutes just do."""
 
 

@@ -7,7 +7,7 @@ the tests call: file -> probabilities [T, D] (streamed in blocks, so memory does
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -23,7 +23,7 @@ from eventcount.checkpoint import load_model
 from eventcount.config import DEFAULT_FORMAT, DecodeConfig, DetectSettings, ModelSpec
 from eventcount.decode import pick_events
 from eventcount.errors import EventcountError
-from eventcount.features import FeatureExtractor, FeatureState, resample_ratio, working_rate
+from eventcount.features import FeatureExtractor, FeatureState, sinc_resampler, working_rate
 from eventcount.network import CRNN
 from eventcount.recordings import audio_rate, is_sensor_file, iter_audio_blocks, read_signal, signal_duration
 from eventcount.signals import Signal
@@ -215,7 +215,7 @@ class Resampler:
         self.buffer: np.ndarray | None = None
         self.buffer_start = 0  # input sample index of buffer[..., 0]
         self.emitted = 0  # output samples given out so far
-        self._resample = _cached_resampler(self.ratio)
+        self._resample = sinc_resampler(self.ratio)
 
     def push(self, block: np.ndarray) -> torch.Tensor:
         """Input samples [n] or [channels, n] -> the output samples now final ([m] or [channels, m])."""
@@ -247,19 +247,6 @@ class Resampler:
         out = self._resample(torch.from_numpy(self.buffer))
         offset = self.buffer_start * self.ratio.numerator // self.ratio.denominator
         return out[..., first - offset: None if end is None else end - offset]
-
-
-def _cached_resampler(ratio: Fraction) -> Callable[[torch.Tensor], torch.Tensor]:
-    """`features.resample_ratio` with its filter computed once (a stream resamples thousands of short buffers);
-    the same torchaudio functions in the same order, so the same numbers."""
-    try:
-        from torchaudio.functional.functional import _apply_sinc_resample_kernel, _get_sinc_resample_kernel
-    except ImportError:  # another torchaudio layout: compute the filter each time
-        return lambda samples: resample_ratio(samples, ratio)
-    old, new = ratio.denominator, ratio.numerator
-    kernel, width = _get_sinc_resample_kernel(old, new, 1, 6, 0.99, "sinc_interp_hann", None, torch.device("cpu"),
-                                              torch.float32)
-    return lambda samples: _apply_sinc_resample_kernel(samples, old, new, 1, kernel, width)
 
 
 def _resampled_blocks(path: str | Path, new_rate: float, block_s: float) -> Iterator[torch.Tensor]:

@@ -11,7 +11,9 @@ Features have two channels: the normalised values and their first time differenc
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -19,6 +21,7 @@ import numpy as np
 import scipy.signal
 import torch
 import torchaudio.functional as AF
+from torch.nn import functional as F
 
 from eventcount.config import FrontendConfig
 from eventcount.errors import EventcountError
@@ -61,7 +64,48 @@ def resample_ratio(samples: torch.Tensor, ratio: Fraction) -> torch.Tensor:
     """Resample by an exact ratio (output samples per input sample)."""
     if ratio == 1:
         return samples
-    return AF.resample(samples, ratio.denominator, ratio.numerator)
+    return sinc_resampler(ratio)(samples)
+
+
+PHASES_PER_GROUP = 32
+"""Output phases that share one convolution in `sinc_resampler` (fewer: shorter kernels, more calls)."""
+
+
+@functools.lru_cache(maxsize=64)
+def sinc_resampler(ratio: Fraction) -> Callable[[torch.Tensor], torch.Tensor]:
+    """torchaudio's `resample` by `ratio` (6 zero crossings, 0.99 roll-off, Hann window), its filter computed
+    once and applied sparsely: equal to `torchaudio.functional.resample` to float rounding (~1e-7).
+
+    torchaudio convolves the input with one filter per output phase over a span of `2 * width + den` input
+    samples, though each phase's filter is zero but for about `2 * width` of them (44.1 -> 32 kHz: 18 of 459).
+    Here phases are taken in groups of `PHASES_PER_GROUP`, each group convolved over only the span where its
+    filters are non-zero: 7x fewer multiplications for 44.1 -> 32 kHz, the same products summed."""
+    try:
+        from torchaudio.functional.functional import _get_sinc_resample_kernel
+    except ImportError:  # another torchaudio layout: its public function, filter computed each time
+        return lambda samples: AF.resample(samples, ratio.denominator, ratio.numerator)
+    old, new = ratio.denominator, ratio.numerator
+    kernel, width = _get_sinc_resample_kernel(old, new, 1, 6, 0.99, "sinc_interp_hann", None,
+                                              torch.device("cpu"), torch.float32)
+    kernel = kernel[:, 0]  # [new, 2 * width + old]
+    live = kernel.abs() > 1e-12 * kernel.abs().max()  # outside its window a filter is ~1e-23, not 0
+    groups = []
+    for first in range(0, new, PHASES_PER_GROUP):
+        taps = torch.nonzero(live[first: first + PHASES_PER_GROUP].any(dim=0))[:, 0]
+        lo, hi = int(taps[0]), int(taps[-1]) + 1
+        groups.append((lo, hi, kernel[first: first + PHASES_PER_GROUP, None, lo:hi].contiguous()))
+
+    def apply(samples: torch.Tensor) -> torch.Tensor:
+        shape = samples.shape
+        waves = F.pad(samples.reshape(-1, shape[-1]), (width, width + old))
+        blocks = (waves.shape[1] - kernel.shape[1]) // old + 1
+        spans = [(waves[:, None, lo: lo + (blocks - 1) * old + hi - lo], weights.to(waves.dtype))
+                 for lo, hi, weights in groups]
+        out = torch.cat([F.conv1d(span, weights, stride=old) for span, weights in spans], dim=1)  # [waves, new, blocks]
+        out = out.transpose(1, 2).reshape(waves.shape[0], -1)[:, : math.ceil(new * shape[-1] / old)]
+        return out.reshape(*shape[:-1], out.shape[-1])
+
+    return apply
 
 
 def hop_samples(config: FrontendConfig) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torchaudio.functional as AF
 
 from eventcount.config import FrontendConfig
 from eventcount.errors import EventcountError
@@ -16,6 +17,7 @@ from eventcount.features import (
     frame_times,
     hop_samples,
     n_features,
+    resample,
     to_frame,
 )
 from eventcount.signals import Signal
@@ -198,3 +200,15 @@ def test_impulse_first_changes_features_in_its_own_frame(position_in_frame: floa
     assert expected == 123
     assert change[:expected].max() == 0, "a frame before the impulse's own frame saw it"
     assert np.flatnonzero(change > 1.0)[0] == expected
+
+
+@pytest.mark.parametrize(("orig_rate", "new_rate"), [(44100, 32000), (48000, 32000), (22050, 32000), (16000, 32000),
+                                                     (32000, 31968), (7, 3)])
+@pytest.mark.parametrize("length", [1, 5, 441, 10007])
+def test_resample_equals_torchaudio(orig_rate: int, new_rate: int, length: int) -> None:
+    """The sparse application of the resampling filter gives torchaudio's numbers (to float rounding)."""
+    samples = torch.randn(2, length, generator=torch.Generator().manual_seed(length))
+    expected = AF.resample(samples, orig_rate, new_rate)
+    got = resample(samples, orig_rate, new_rate)
+    assert got.shape == expected.shape
+    torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)

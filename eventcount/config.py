@@ -185,6 +185,9 @@ class TrainConfig:
     stretch_factors: list[float] = field(default_factory=lambda: stretch_factors(*DEFAULT_STRETCH))
     band_limit: float = 0.0  # share of training copies heard as if recorded at a lower sample rate
     band_limit_rates_hz: list[float] | None = None  # LOW, HIGH of those rates (default: 1/4 to 3/4 of the front end's)
+    background: list[str] = field(default_factory=list)  # audio files or folders mixed under training copies
+    background_share: float = 0.5  # share of training copies that get a background
+    background_db: list[float] = field(default_factory=lambda: [-10.0, 10.0])  # its level against the copy, LOW, HIGH
     val_fraction: float = 0.1
     validate_every: int = 250
     softness_s: float = 0.1

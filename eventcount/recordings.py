@@ -219,6 +219,21 @@ def iter_audio_blocks(path: str | Path, block_s: float) -> Iterator[tuple[np.nda
         raise EventcountError(f"{path}: cannot read audio ({_short(err)})") from None
 
 
+def read_audio_span(path: str | Path, start_s: float, duration_s: float) -> tuple[np.ndarray, float]:
+    """(mono float32 samples, rate) of `duration_s` seconds of an audio file from `start_s` on (less at its end)."""
+    _check_wav_size(path, str(path))
+    try:
+        with sf.SoundFile(str(path)) as handle:
+            rate = float(handle.samplerate)
+            first = min(int(start_s * rate), handle.frames)
+            handle.seek(first)
+            data = handle.read(int(np.ceil(duration_s * rate)), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError) as err:
+        raise EventcountError(f"{path}: cannot read audio ({_short(err)})") from None
+    _check_finite(str(path), data, first, rate)
+    return data.mean(axis=1), rate
+
+
 def audio_duration(path: str | Path) -> float:
     """Duration in seconds from the audio header, without reading the samples."""
     info = _audio_info(path)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from eventcount import distributed
-from eventcount.augment import band_limiter
+from eventcount.augment import training_augmentation
 from eventcount.checkpoint import save_model
 from eventcount.config import FrontendConfig, ModelSpec, TrainConfig
 from eventcount.counting import initial_bias
@@ -163,8 +163,7 @@ def _train(table: CountTable, spec: ModelSpec, config: TrainConfig, out: Path, i
     timed = config.loss != "counts"
     shard = distributed.shard_table(table, ranks)
     stage(f"computing features of {len(shard.recordings())} training recordings")
-    augment = band_limiter(config.band_limit, config.band_limit_rates_hz, working_rate(frontend),
-                           config.seed + ranks.rank)
+    augment = training_augmentation(config, working_rate(frontend), config.seed + ranks.rank)
     train_data = ClipData(shard, frontend, config.stretch_factors, timed, inputs.events_dir, inputs.class_map,
                           augment=augment)
     perturb_events(train_data, config, ranks.rank)

@@ -1,14 +1,25 @@
 """Augmentation: time stretch scales lengths and moves events to factor * t; band limiting removes what a lower
-sample rate cannot hold and keeps the rest; both keep counts."""
+sample rate cannot hold and keeps the rest; a background is mixed in at the level asked; all keep counts."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pytest
 import scipy.signal
+import soundfile as sf
 import torch
 
-from eventcount.augment import band_limit, band_limiter, stretch, stretch_times
+from eventcount.augment import (
+    background_mixer,
+    band_limit,
+    band_limiter,
+    stretch,
+    stretch_times,
+    training_augmentation,
+)
+from eventcount.config import TrainConfig
 from eventcount.errors import EventcountError
 
 RATE = 44100
@@ -147,3 +158,62 @@ def test_training_copies_are_band_limited_before_their_features(tmp_path) -> Non
     settled = slice(100, None)  # after the running normalisation has adapted
     spread = [d.recordings[wav].features[1.0][0, settled][:, high].float().std().item() for d in (plain, limited)]
     assert spread[0] > 0.2 and spread[1] < 0.1 * spread[0]
+
+
+def write_tone(path, seconds: float, rate: int, hz: float = 440.0) -> None:
+    sf.write(path, 0.3 * tone(hz, rate, seconds).numpy(), rate)
+
+
+def rms(x: torch.Tensor) -> float:
+    return float(x.double().square().mean().sqrt())
+
+
+@pytest.mark.parametrize("level_db", [-6.0, 0.0, 12.0])
+def test_background_is_mixed_in_at_the_level_drawn(tmp_path, level_db: float) -> None:
+    write_tone(tmp_path / "music.wav", 3.0, 22050)  # another rate: resampled to the copy's
+    samples = clicks()
+    apply = background_mixer([tmp_path / "music.wav"], 1.0, [level_db, level_db], RATE, seed=0)
+    mixed = apply(samples)
+    assert mixed.shape == samples.shape
+    added = mixed - samples
+    assert rms(added) / rms(samples) == pytest.approx(10 ** (level_db / 20), rel=1e-4)
+    spectrum = np.abs(np.fft.rfft(added.numpy()))
+    assert np.fft.rfftfreq(added.numel(), 1 / RATE)[spectrum.argmax()] == pytest.approx(440, abs=1)
+
+
+def test_a_short_background_repeats_and_a_share_of_copies_get_one(tmp_path) -> None:
+    write_tone(tmp_path / "short.wav", 0.5, RATE)
+    apply = background_mixer([tmp_path / "short.wav"], 0.5, [0, 0], RATE, seed=3)
+    outputs = [apply(clicks()) for _ in range(200)]
+    mixed = [out for out in outputs if not torch.equal(out, clicks())]
+    assert 70 <= len(mixed) <= 130
+    tail = (mixed[0] - clicks())[-RATE // 2:]
+    assert rms(tail) > 0.5 * rms(mixed[0] - clicks())  # the 0.5 s file filled all 2.6 s
+
+
+def test_background_settings_are_checked(tmp_path) -> None:
+    write_tone(tmp_path / "a.wav", 1.0, RATE)
+    assert background_mixer([], 1.0, [0, 0], RATE, seed=0) is None
+    assert background_mixer([tmp_path / "a.wav"], 0.0, [0, 0], RATE, seed=0) is None
+    with pytest.raises(EventcountError, match="background_share"):
+        background_mixer([tmp_path / "a.wav"], 1.5, [0, 0], RATE, seed=0)
+    with pytest.raises(EventcountError, match="background_db"):
+        background_mixer([tmp_path / "a.wav"], 0.5, [6, -6], RATE, seed=0)
+    (tmp_path / "broken.wav").write_bytes(b"RIFF0000WAVEjunk")
+    with pytest.raises(EventcountError, match="broken.wav"):
+        background_mixer([tmp_path / "broken.wav"], 0.5, [0, 0], RATE, seed=0)
+
+
+def test_training_augmentation_mixes_the_background_before_band_limiting(tmp_path) -> None:
+    write_tone(tmp_path / "bright.wav", 3.0, RATE, hz=12000.0)
+    config = TrainConfig(background=[str(tmp_path)], background_share=1.0, background_db=[0.0, 0.0], band_limit=1.0,
+                         band_limit_rates_hz=[8000.0, 8000.0])
+    def at_12khz(samples: torch.Tensor) -> float:
+        spectrum = np.abs(np.fft.rfft(samples.numpy()))
+        return float(spectrum[np.argmin(np.abs(np.fft.rfftfreq(samples.numel(), 1 / RATE) - 12000))])
+
+    mixed_only = training_augmentation(dataclasses.replace(config, band_limit=0.0), RATE, seed=0)(clicks())
+    both = training_augmentation(config, RATE, seed=0)(clicks())
+    assert at_12khz(mixed_only) > 100 * at_12khz(clicks())  # the background is there...
+    assert at_12khz(both) < 0.01 * at_12khz(mixed_only)  # ...and was band-limited with the recording
+    assert training_augmentation(TrainConfig(), RATE, seed=0) is None

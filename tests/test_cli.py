@@ -209,6 +209,21 @@ def test_band_limit_is_a_training_option_stored_with_the_model(tmp_path: Path):
     assert not (tmp_path / "bad.pt").exists()
 
 
+def test_background_is_a_training_option_stored_with_the_model(tmp_path: Path):
+    music = make_synthetic_set(tmp_path / "music", 1, duration_s=1.0)[0]
+    payload = train_two_steps(tmp_path, "--background", str(music), "--background-share", "1",
+                              "--background-db=-6,3")
+    config = payload["training"]["config"]
+    assert config["background"] == [str(music)] and config["background_db"] == [-6.0, 3.0]
+    bad = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "bad.pt", "--background", str(music),
+                 "--background-db", "loud")
+    assert bad.exit_code == 2 and "--background-db" in bad.output
+    missing = invoke("train", "--counts", tmp_path / "labels.csv", "-o", tmp_path / "bad.pt", "--background",
+                     str(tmp_path / "nowhere"))
+    assert missing.exit_code == 1 and "nowhere" in missing.output and "Traceback" not in missing.output
+    assert not (tmp_path / "bad.pt").exists()
+
+
 def test_a_count_the_clip_cannot_hold_is_reported_by_check_and_refused_by_train(tmp_path: Path):
     paths = make_synthetic_set(tmp_path / "data", 3, duration_s=2.0)
     labels = tmp_path / "labels.csv"

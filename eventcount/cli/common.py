@@ -55,6 +55,19 @@ def seconds(value: str | None, what: str) -> float | None:
         raise typer.BadParameter(str(error).split(": ", 1)[1], param_hint=what) from None
 
 
+def decibel_range(value: str | None, what: str) -> list[float] | None:
+    """Parse a LOW,HIGH level range in dB (e.g. -6,12); a bad value is a usage error (exit 2)."""
+    if value is None:
+        return None
+    try:
+        low, high = (float(x.strip().removesuffix("dB").removesuffix("db")) for x in value.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"expected LOW,HIGH in dB such as -6,12, got {value!r}", param_hint=what) from None
+    if low > high:
+        raise typer.BadParameter(f"LOW must not be above HIGH, got {value!r}", param_hint=what)
+    return [low, high]
+
+
 def show_progress() -> bool:
     return out.is_terminal and log.level <= logging.INFO
 

@@ -13,6 +13,7 @@ import typer
 
 from eventcount.cli.common import (
     app,
+    decibel_range,
     err,
     fail,
     log,
@@ -54,6 +55,9 @@ def train(
     lookahead: Annotated[str | None, typer.Option(help="How long after a hit the model may wait before reporting it, e.g. 60ms.", show_default="one frame for audio, none for sensors")] = None,
     stretch: Annotated[str | None, typer.Option(help="Time-stretch range LOW,HIGH or off.", show_default=str(",".join(map(str, DEFAULT_STRETCH))))] = None,
     band_limit: Annotated[float | None, typer.Option(help="Share of training copies heard as if recorded at a random lower sample rate, e.g. 0.3 (for models that must also work on low-rate files).", show_default=str(TRAIN.band_limit), min=0.0, max=1.0)] = None,
+    background: Annotated[list[Path] | None, typer.Option(metavar="PATH", help="Audio file or folder to mix under training recordings (music, noise, rooms: sounds without the events counted); repeatable.", show_default="none")] = None,
+    background_share: Annotated[float | None, typer.Option(help="Share of training copies that get a background.", show_default=str(TRAIN.background_share), min=0.0, max=1.0)] = None,
+    background_db: Annotated[str | None, typer.Option(help="Background level against the recording, dB LOW,HIGH (0: equally loud).", show_default=",".join(f"{x:g}" for x in TRAIN.background_db))] = None,
     softness: Annotated[str | None, typer.Option(help="SoftLoc smoothing width (std).", show_default=str(f"{TRAIN.softness_s}s"))] = None,
     alpha_start: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the start.", show_default=str(TRAIN.alpha_start))] = None,
     alpha_end: Annotated[float | None, typer.Option(help="SoftLoc: weight of the counting term at the end.", show_default=str(TRAIN.alpha_end))] = None,
@@ -81,6 +85,8 @@ def train(
     flags = {"loss": loss, "steps": steps, "batch_size": batch_size, "learning_rate": lr, "cmax": cmax,
              "val_fraction": val_fraction, "seed": seed, "device": device, "num_threads": threads,
              "context_s": seconds(context, "--context"), "band_limit": band_limit,
+             "background": [str(p) for p in background] if background else None,
+             "background_share": background_share, "background_db": decibel_range(background_db, "--background-db"),
              "softness_s": seconds(softness, "--softness"), "alpha_start": alpha_start, "alpha_end": alpha_end,
              "label_noise_s": seconds(label_noise, "--label-noise"), "label_noise_kind": label_noise_kind}
     try:

@@ -1,12 +1,12 @@
 """Detection speed in x real time: eventcount (one pass and --tta 5) next to librosa.onset.onset_detect.
 
     python bench/detect_speed.py [--model drums] [--model OTHER ...] [--files N] [--seconds S] [--repeats R]
-                                 [--tta 5] [AUDIO ...]
+                                 [--tta 5] [--stages] [AUDIO ...]
 
 Without AUDIO files it generates N synthetic recordings of S seconds. Each tool reads the file from disk,
 computes its features, and returns event times; figures are total audio seconds / total wall seconds. With R
 repeats the methods take turns R times and each row gives the best (and the median) of its R timings, so a
-shared machine's slow moments touch every method alike.
+shared machine's slow moments touch every method alike. `--stages` adds where a pass spends its time.
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ import soundfile as sf
 import torch
 
 from eventcount.config import DetectSettings
-from eventcount.detection import Detector, detect_recording
+from eventcount.detection import BLOCK_S, Detector, Resampler, detect_recording
+from eventcount.features import FeatureExtractor, working_rate
+from eventcount.recordings import iter_audio_blocks
 from eventcount.synthetic import synthetic_recording
 
 
@@ -53,6 +55,36 @@ def time_librosa(paths: list[Path]) -> float:
     return time.perf_counter() - start
 
 
+def stage_seconds(detector: Detector, paths: list[Path]) -> dict[str, float]:
+    """Where one pass spends its time, summed over the files: the steps of `Detector.stream_activations` and
+    decoding, each timed on its own over a whole file."""
+    totals = dict.fromkeys(["read", "resample", "features", "convolutions", "recurrent layer + head", "decode"], 0.0)
+    rate = working_rate(detector.spec.frontend)
+    for path in paths:
+        clock = time.perf_counter()
+        blocks = [block for block, _ in iter_audio_blocks(path, BLOCK_S)]
+        totals["read"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        resampler = Resampler(sf.info(str(path)).samplerate, rate)
+        samples = torch.cat([*(resampler.push(block) for block in blocks), resampler.flush()])
+        totals["resample"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        features = FeatureExtractor(detector.spec.frontend)(samples)
+        totals["features"] += time.perf_counter() - clock
+        with torch.inference_mode():
+            clock = time.perf_counter()
+            sequence, _ = detector.model.encode(features[None])
+            totals["convolutions"] += time.perf_counter() - clock
+            clock = time.perf_counter()
+            logits, _ = detector.model.recur(sequence)
+            probs = torch.sigmoid(logits[0]).double().numpy()
+            totals["recurrent layer + head"] += time.perf_counter() - clock
+        clock = time.perf_counter()
+        detector.decode(probs)
+        totals["decode"] += time.perf_counter() - clock
+    return totals
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("audio", nargs="*", type=Path)
@@ -62,6 +94,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=1, help="rounds of timings (best and median reported)")
     parser.add_argument("--tta", type=int, default=5, help="also time --tta N (0: not)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--stages", action="store_true", help="also print where a pass spends its time")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -84,6 +117,8 @@ def main() -> None:
         for _ in range(args.repeats):
             for label, run in methods.items():
                 timings[label].append(run())
+        stages = {name: [stage_seconds(d, paths) for _ in range(args.repeats)] for name, d in detectors.items()
+                  if args.stages}
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads; {len(paths)} files, {total:.0f} s of audio; models {', '.join(models)}; "
           f"best of {args.repeats} (median in brackets)")
@@ -93,6 +128,11 @@ def main() -> None:
     for label, seconds in timings.items():
         best, median = total / min(seconds), total / float(np.median(seconds))
         print(f"| {label} | {min(seconds):.2f} | {best:.0f} ({median:.0f}) | {best / librosa_best:.2f} |")
+    if args.stages:
+        for name, runs in stages.items():
+            print(f"\nstages of one pass, {name} (best of {args.repeats}, ms per minute of audio):")
+            for stage in runs[0]:
+                print(f"  {stage:24s} {min(run[stage] for run in runs) / total * 60e3:6.1f}")
 
 
 if __name__ == "__main__":

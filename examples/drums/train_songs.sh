@@ -70,6 +70,11 @@ if [[ $stage == all || $stage == render ]]; then
         "${H2[@]}" "${songs[@]}" --out "$data/train_kits_acc"
     render --split train --max-duration 9000 --seed 8 --augment --vary-instruments --jobs 2 "${SOUNDFONTS[@]}" \
         "${H2[@]}" "${songs[@]}" --accompaniment-share 0.6 --out "$data/train_more_acc"
+    # background for `train --background`: 2.67 h of training songs (1-809) without drums, 80 stretches of 120 s
+    "$py" "$here/render_accompaniment.py" --out "$data/background" --files 30 --seconds 120 --seed 0 \
+        --soundfont "$SF2/FluidR3_GM.sf2" --soundfont "$SF3/MuseScore_General.sf3"
+    "$py" "$here/render_accompaniment.py" --out "$data/background" --files 50 --seconds 120 --seed 1 \
+        --soundfont "$SF2/FluidR3_GM.sf2" --soundfont "$SF3/MuseScore_General.sf3"
     # thresholds: 16 validation performances with training kits, half of them under training songs
     render --split validation --limit 16 --seed 7 "${REAL[@]}" --soundfont "$SF2/FluidR3_GM.sf2" \
         --hydrogen-kit "The Black Pearl 1.0" --hydrogen-kit Audiophob "${songs[@]}" --accompaniment-share 0.5 \
@@ -84,7 +89,8 @@ if [[ $stage == all || $stage == train ]]; then
     eventcount prepare "${train[@]}" --class-map "$classes" --window 1s -o "$work/train_1s.csv" --overwrite
     eventcount prepare "$data/val_acc" --class-map "$classes" -o "$work/val.csv" --overwrite
     common=(--val "$work/val.csv" --size large --seed 0 --config "$config" --lookahead 60ms --band-limit 0.3
-            --stretch 0.7,1.4 --threads 1 --overwrite)
+            --stretch 0.7,1.4 --background "$data/background" --background-share 0.5 --background-db=-6,12
+            --threads 1 --overwrite)
     # counts only (the shipped model), and the fully supervised baseline: the same network, stepwise
     # cross-entropy on the exact timestamps in 1 s clips
     nice -n 5 eventcount train --counts "$work/train.csv" --steps "$steps" "${common[@]}" -o "$work/drums.pt" &

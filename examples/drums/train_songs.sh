@@ -71,9 +71,9 @@ if [[ $stage == all || $stage == render ]]; then
     render --split train --max-duration 9000 --seed 8 --augment --vary-instruments --jobs 2 "${SOUNDFONTS[@]}" \
         "${H2[@]}" "${songs[@]}" --accompaniment-share 0.6 --out "$data/train_more_acc"
     # background for `train --background`: 2.67 h of training songs (1-809) without drums, 80 stretches of 120 s
-    "$py" "$here/render_accompaniment.py" --out "$data/background" --files 30 --seconds 120 --seed 0 \
+    "$py" "$here/render_accompaniment.py" --pop909 "$shared/pop909-midi" --out "$data/background" --files 30 --seconds 120 --seed 0 \
         --soundfont "$SF2/FluidR3_GM.sf2" --soundfont "$SF3/MuseScore_General.sf3"
-    "$py" "$here/render_accompaniment.py" --out "$data/background" --files 50 --seconds 120 --seed 1 \
+    "$py" "$here/render_accompaniment.py" --pop909 "$shared/pop909-midi" --out "$data/background" --files 50 --seconds 120 --seed 1 \
         --soundfont "$SF2/FluidR3_GM.sf2" --soundfont "$SF3/MuseScore_General.sf3"
     # thresholds: 16 validation performances with training kits, half of them under training songs
     render --split validation --limit 16 --seed 7 "${REAL[@]}" --soundfont "$SF2/FluidR3_GM.sf2" \

@@ -16,6 +16,7 @@ from eventcount.recordings import (
     is_event_file,
     is_sensor_file,
     iter_audio_blocks,
+    read_samples,
     read_signal,
     recording_extensions,
     signal_duration,
@@ -152,3 +153,21 @@ def test_unreadable_audio(tmp_path: Path) -> None:
     path = touch(tmp_path / "fake.wav", "not audio")
     with pytest.raises(EventcountError, match=r"fake\.wav: cannot read audio"):
         read_signal(path)
+
+
+@pytest.mark.parametrize("subtype", ["PCM_16", "PCM_24", "FLOAT"])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_read_samples_equal_libsndfile_float(tmp_path: Path, subtype: str, channels: int) -> None:
+    """16-bit PCM is scaled by eventcount, not by libsndfile: the values must be the same, to the bit."""
+    rng = np.random.default_rng(0)
+    data = rng.integers(-32768, 32768, size=(5000, channels)).astype(np.int16)
+    data[0], data[1] = -32768, 32767
+    path = tmp_path / f"a_{subtype}.wav"
+    sf.write(path, data, 44100, subtype=subtype)
+    expected = sf.read(path, dtype="float32", always_2d=True)[0]
+    with sf.SoundFile(path) as handle:
+        first, rest = read_samples(handle, 1234), read_samples(handle)
+    assert first.dtype == rest.dtype == np.float32
+    np.testing.assert_array_equal(np.concatenate([first, rest]), expected)
+    blocks = np.concatenate([block for block, _ in iter_audio_blocks(path, 0.01)])
+    np.testing.assert_array_equal(blocks, expected.mean(axis=1))

@@ -30,7 +30,7 @@ class CausalConvBlock(nn.Module):
             past = x.new_zeros(x.shape[0], x.shape[1], self.context, x.shape[3]).to(memory_format=torch.channels_last)
         padded = torch.cat([past, x], dim=2)
         new_past = padded[:, :, padded.shape[2] - self.context:]
-        return F.relu(pool_features(self.conv(padded), self.pool)), new_past
+        return pool_features(self.conv(padded), self.pool).relu_(), new_past  # in place: the pooled tensor is new
 
 
 def pool_features(x: torch.Tensor, size: int) -> torch.Tensor:

@@ -1,15 +1,12 @@
 """The counting loss's numba kernels (CPU, float64): tilted prefix/suffix passes per (sequence, class).
 
 `counting.counting_loss` wraps them for autograd; see its module docstring for the method. The compiled kernels
-are cached on disk (`_prepare_numba_cache` finds a writable place before the first `@njit`).
+are cached on disk (`numba_cache` finds a writable place before numba's import).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -18,42 +15,9 @@ _MAX_NEWTON = 60
 _DIRECT = 500.0  # beyond this |logit|, tilted probabilities come from exp(x + theta), not exp(theta)
 
 
-def _user_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "eventcount" / "numba"
+from eventcount.numba_cache import CACHE  # noqa: E402  (before numba's import)
 
-
-def _writable_dir(path: Path) -> bool:
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError:
-        return False
-    return os.access(path, os.W_OK)
-
-
-def _prepare_numba_cache() -> bool:
-    """Find a writable place for numba's cache of the compiled kernels; False means compile without caching.
-
-    Order: $NUMBA_CACHE_DIR if writable, the package's __pycache__ (numba's default), else a user cache
-    directory, which is then set as NUMBA_CACHE_DIR (and in numba.config when numba is already imported).
-    Numba raises at decoration time when no cache location is writable, so this must run before @njit.
-    """
-    configured = os.environ.get("NUMBA_CACHE_DIR")
-    if configured and _writable_dir(Path(configured)):
-        return True
-    if _writable_dir(Path(__file__).parent / "__pycache__"):
-        return True
-    cache_dir = _user_cache_dir()
-    if configured or not _writable_dir(cache_dir):
-        return False
-    os.environ["NUMBA_CACHE_DIR"] = str(cache_dir)
-    if "numba" in sys.modules:
-        sys.modules["numba"].config.CACHE_DIR = str(cache_dir)
-    return True
-
-
-_CACHE = _prepare_numba_cache()
-
+# isort: split
 from numba import njit, prange  # noqa: E402  (after the cache directory is settled)
 
 # ---------------------------------------------------------------------------------------------------------
@@ -64,7 +28,7 @@ from numba import njit, prange  # noqa: E402  (after the cache directory is sett
 _FAST = {"reassoc", "contract"}
 
 
-@njit(cache=_CACHE)
+@njit(cache=CACHE)
 def _sigmoid_pair(z: float) -> tuple[float, float]:
     """(sigmoid(z), sigmoid(-z)) without computing 1 - p."""
     e = math.exp(-abs(z))
@@ -72,7 +36,7 @@ def _sigmoid_pair(z: float) -> tuple[float, float]:
     return (d, e * d) if z >= 0.0 else (e * d, d)
 
 
-@njit(cache=_CACHE)
+@njit(cache=CACHE)
 def _frame_probs(row: np.ndarray, x: np.ndarray, p: np.ndarray, q: np.ndarray) -> float:
     """x = row[:n] in float64 and p, q = sigmoid(x), sigmoid(-x), all [n]; return max |x|."""
     largest = 0.0
@@ -84,7 +48,7 @@ def _frame_probs(row: np.ndarray, x: np.ndarray, p: np.ndarray, q: np.ndarray) -
     return largest
 
 
-@njit(cache=_CACHE, fastmath=_FAST)
+@njit(cache=CACHE, fastmath=_FAST)
 def _tilted_probs(
     x: np.ndarray, p: np.ndarray, q: np.ndarray, theta: float, direct: bool, pp: np.ndarray, qq: np.ndarray
 ) -> tuple[float, float]:
@@ -113,7 +77,7 @@ def _tilted_probs(
     return mean, var
 
 
-@njit(cache=_CACHE)
+@njit(cache=CACHE)
 def _solve_tilt(
     x: np.ndarray, p: np.ndarray, q: np.ndarray, target: float, min_theta: float, direct: bool,
     pp: np.ndarray, qq: np.ndarray,
@@ -143,7 +107,7 @@ def _solve_tilt(
     return theta
 
 
-@njit(cache=_CACHE, fastmath=_FAST)
+@njit(cache=CACHE, fastmath=_FAST)
 def _log_normaliser(x: np.ndarray, p: np.ndarray, q: np.ndarray, theta: float, direct: bool) -> float:
     """sum_t log(q_t + p_t exp(theta)) over [n] frames (= sum softplus(x + theta) - softplus(x)).
 
@@ -167,7 +131,7 @@ def _log_normaliser(x: np.ndarray, p: np.ndarray, q: np.ndarray, theta: float, d
     return total
 
 
-@njit(cache=_CACHE, fastmath=_FAST)
+@njit(cache=CACHE, fastmath=_FAST)
 def _prefix_step(dist: np.ndarray, src: int, dst: int, p: float, q: float, top: float) -> float:
     """One frame of the prefix DP, row src -> row dst of dist [rows, last + 1]; return the new row's total.
 
@@ -188,7 +152,7 @@ def _prefix_step(dist: np.ndarray, src: int, dst: int, p: float, q: float, top: 
     return total + dist[dst, last]
 
 
-@njit(cache=_CACHE)
+@njit(cache=CACHE)
 def _forward(pp: np.ndarray, qq: np.ndarray, decay: float, hist: np.ndarray, logscale: np.ndarray) -> None:
     """Prefix DP: hist[t % rows] = scaled Pr_theta(count of frames < t = k), k = 0..last; logscale[t] its log scale.
 
@@ -209,7 +173,7 @@ def _forward(pp: np.ndarray, qq: np.ndarray, decay: float, hist: np.ndarray, log
             logscale[t + 1] += math.log(total)
 
 
-@njit(cache=_CACHE, fastmath=_FAST)
+@njit(cache=CACHE, fastmath=_FAST)
 def _suffix_step(hist: np.ndarray, t: int, rev: np.ndarray, p: float, q: float) -> tuple[float, float]:
     """Return (sum_k hist[t, k] * rev[k], new total of rev) and add frame (p, q) to the suffix rev [last].
 
@@ -230,7 +194,7 @@ def _suffix_step(hist: np.ndarray, t: int, rev: np.ndarray, p: float, q: float) 
     return dot + hist[t, m - 1] * r, total + rev[m - 1]
 
 
-@njit(cache=_CACHE)
+@njit(cache=CACHE)
 def _backward(
     p: np.ndarray, q: np.ndarray, pp: np.ndarray, qq: np.ndarray, hist: np.ndarray, logscale: np.ndarray,
     overflow: bool, grad: np.ndarray,
@@ -263,7 +227,7 @@ def _backward(
         grad[t] = -q[t] * ratio if overflow else p[t] - ratio
 
 
-@njit(cache=_CACHE)
+@njit(cache=CACHE)
 def _one_sequence(
     row: np.ndarray, n: int, label: int, overflow: bool, need_grad: bool, grad_row: np.ndarray
 ) -> float:
@@ -284,7 +248,7 @@ def _one_sequence(
     return theta * label - log_w - _log_normaliser(x, p, q, theta, direct)
 
 
-@njit(cache=_CACHE)
+@njit(cache=CACHE)
 def _loss_item(
     i: int, x: np.ndarray, lengths: np.ndarray, labels: np.ndarray, overflow: np.ndarray, need_grad: bool,
     grad: np.ndarray, out: np.ndarray,
@@ -294,7 +258,7 @@ def _loss_item(
     out[b, d] = _one_sequence(x[b, :, d], lengths[b], labels[b, d], overflow[b, d], need_grad, grad[b, :, d])
 
 
-@njit(parallel=True, cache=_CACHE)
+@njit(parallel=True, cache=CACHE)
 def loss_kernel(
     x: np.ndarray, lengths: np.ndarray, labels: np.ndarray, overflow: np.ndarray, need_grad: bool,
     grad: np.ndarray,
@@ -309,7 +273,7 @@ def loss_kernel(
     return out
 
 
-@njit(cache=_CACHE)
+@njit(cache=CACHE)
 def loss_kernel_serial(
     x: np.ndarray, lengths: np.ndarray, labels: np.ndarray, overflow: np.ndarray, need_grad: bool,
     grad: np.ndarray,
@@ -321,7 +285,7 @@ def loss_kernel_serial(
     return out
 
 
-@njit(parallel=True, cache=_CACHE)
+@njit(parallel=True, cache=CACHE)
 def distribution_kernel(x: np.ndarray, lengths: np.ndarray, cmax: int) -> np.ndarray:
     """Pr(C = k) for k < cmax and Pr(C >= cmax) in the last bin: [B, D, cmax + 1] float64 for x [B, T, D]."""
     batch, _, classes = x.shape

@@ -32,7 +32,6 @@ from eventcount.writers import get_writer, write_events
 if TYPE_CHECKING:
     from eventcount.stream import EventStream
 
-RECURRENT_SPAN_S = 120.0  # frames the recurrent layer runs over at once when detecting a file (see ActivationStream)
 BLOCK_S = 20.0  # audio read per step when detecting a file: ~150 MB of working memory (60 s: ~450 MB)
 
 
@@ -110,7 +109,7 @@ class Detector:
 
     def stream_activations(self, path: str | Path, block_s: float = BLOCK_S) -> np.ndarray:
         """Probabilities [T, D] for an audio file read block by block: memory does not grow with its length."""
-        activations = ActivationStream(self, span_frames=int(RECURRENT_SPAN_S * self.frame_rate))
+        activations = ActivationStream(self)
         pieces = [activations.push(samples) for samples in _resampled_blocks(path, activations.rate, block_s)]
         return np.concatenate([*pieces, activations.finish()])
 
@@ -144,26 +143,19 @@ class Detector:
 
 class ActivationStream:
     """Working-rate samples -> probabilities [n, D], chunk by chunk: the front end and the network carry their
-    state, so the chunks' probabilities together equal one pass over the whole recording.
+    state, so the chunks' probabilities together equal one pass over the whole recording."""
 
-    With `span_frames`, the recurrent layer waits until that many frames are ready and runs over all of them
-    at once (faster: `network.gru_in_chunks`), so `push` returns nothing until then; memory grows by the
-    convolutions' output only (~1.3 kB a frame for the drum model)."""
-
-    def __init__(self, detector: Detector, span_frames: int = 0) -> None:
+    def __init__(self, detector: Detector) -> None:
         self.detector = detector
         self.extractor = FeatureExtractor(detector.spec.frontend, detector.channels)
         self.rate = working_rate(detector.spec.frontend)
         self.feature_state, self.network_state = FeatureState(), {}
         self.n_classes = len(detector.spec.classes)
-        self.span_frames = span_frames
         self.pending: list[torch.Tensor] = []
 
     def push(self, samples: torch.Tensor) -> np.ndarray:
         """Samples [n] (audio) or [channels, n] (sensors) at the working rate -> the frames they complete."""
         self._encode(samples)
-        if sum(p.shape[1] for p in self.pending) < max(1, self.span_frames):
-            return np.zeros((0, self.n_classes))
         return self._recur(final=False)
 
     def finish(self) -> np.ndarray:

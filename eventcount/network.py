@@ -99,8 +99,8 @@ class CRNN(nn.Module):
 
     def recur(self, sequence: torch.Tensor, state: State | None = None,
               final: bool = True) -> tuple[torch.Tensor, State]:
-        """The recurrent layer and the head: [B, T, I] -> (logits [B, n, D], its state). Without gradients, a
-        GRU reading one frame a step runs one long sequence in chunks side by side (`gru_in_chunks`).
+        """The recurrent layer and the head: [B, T, I] -> (logits [B, n, D], its state). Without gradients on
+        the CPU, a GRU runs as `gru_kernel.gru_forward` (same results, 2x faster on one thread).
 
         With `rnn_stride` s > 1 each step reads s frames and the head gives the logits of all s, so the logit
         of a frame also sees the rest of its group (at most s - 1 frames ahead). Frames that do not fill a
@@ -126,9 +126,10 @@ class CRNN(nn.Module):
         hidden = self._rnn_state(state)
         if not steps.shape[1]:
             x = steps.new_zeros(steps.shape[0], 0, self.rnn.hidden_size)
-        elif isinstance(self.rnn, nn.GRU) and self.stride == 1 and not torch.is_grad_enabled() and steps.shape[0] == 1:
-            # (with rnn_stride 2 the drum network ran no faster in chunks: fewer, wider steps; 2026-12-03)
-            x, hidden = gru_in_chunks(self.rnn, steps, hidden)
+        elif isinstance(self.rnn, nn.GRU) and not torch.is_grad_enabled() and steps.device.type == "cpu":
+            from eventcount.gru_kernel import gru_forward  # imports numba: only where a GRU runs
+
+            x, hidden = gru_forward(self.rnn, steps, hidden)
         else:
             x, hidden = self.rnn(steps, hidden)
         if hidden is not None:
@@ -141,63 +142,3 @@ class CRNN(nn.Module):
         if "h" not in state:
             return None
         return (state["h"], state["c"]) if "c" in state else state["h"]
-
-
-WARMUP_FRAMES = 600
-"""Frames a GRU chunk runs over from a zero state before its own frames. For the shipped drum model (2026-12-03)
-the state after a 6-s warm-up differed from the one-pass state by at most 2.4e-6 at 38 points in 18 renderings
-(12 of them with music) and by 1.2e-5 at 5 in synthetic test audio (3 s: up to 2.6e-3 and 2.9e-3);
-`gru_in_chunks` checks every boundary and runs a chunk again when its warm-up fell short."""
-
-CHUNK_TOLERANCE = 1e-5
-"""Largest difference allowed between a chunk's warmed-up state and the exact state at its start (float32
-rounding between batched and one-by-one GRU steps is ~3e-7)."""
-
-
-def gru_in_chunks(rnn: nn.GRU, x: torch.Tensor, hidden: torch.Tensor | None,
-                  warmup: int = WARMUP_FRAMES, tolerance: float = CHUNK_TOLERANCE) -> tuple[torch.Tensor, torch.Tensor]:
-    """`rnn(x, hidden)` for one sequence x [1, T, I], as a batch of K chunks run side by side (a GRU step costs
-    little more for 4 rows than for one on a CPU; the chunks' frames are independent but for the state).
-
-    Chunk 0 starts from `hidden`; chunk k from zeros, `warmup` frames before its own. Each chunk's warmed-up
-    state is then compared with the state where the chunk before it ended. The chunks further apart than
-    `tolerance` run again, side by side, from those exact states until their new states meet the old ones (within
-    `warmup` steps), and keep their old frames from there. If one has not met by then, everything from that
-    chunk on runs again in one pass. So every output equals the one-pass output to within `tolerance`-sized
-    differences that the GRU then forgets, and a GRU that does not forget costs at most about twice one pass.
-    """
-    steps = x.shape[1]
-    n_chunks = chunk_count(steps, warmup)
-    if n_chunks == 1:
-        return rnn(x, hidden)
-    own = -(-(steps - warmup) // n_chunks)  # each chunk's own frames; chunk 0 also owns the first `warmup`
-    padded = F.pad(x, (0, 0, 0, n_chunks * own + warmup - steps))
-    rows = padded.unfold(1, own + warmup, own)[0].permute(0, 2, 1)  # [K, own + warmup, I]
-    start = rows.new_zeros(1, n_chunks, rnn.hidden_size)
-    if hidden is not None:
-        start[:, 0] = hidden[:, 0]
-    out, _ = rnn(rows, start)
-    gaps = (out[1:, warmup - 1] - out[:-1, -1]).abs().amax(dim=1)
-    redo = torch.nonzero(gaps > tolerance)[:, 0] + 1
-    if len(redo):
-        end = min(2 * warmup, own + warmup)
-        again, _ = rnn(rows[redo, warmup:end], out[redo - 1, -1][None])
-        met = (again[:, -1] - out[redo, end - 1]).abs().amax(dim=1) <= tolerance
-        out[redo, warmup:end] = again
-        if not bool(met.all()):  # this chunk's state never met the exact one: one pass from its start on
-            first = int(redo[~met][0])
-            tail, _ = rnn(padded[:, first * own + warmup:], out[first - 1, -1][None, None])
-            whole = torch.cat([out[0], out[1:first, warmup:].reshape(-1, out.shape[2]), tail[0]])[:steps]
-            return whole[None], whole[-1][None, None]
-    whole = torch.cat([out[0], out[1:, warmup:].reshape(-1, out.shape[2])])[:steps]
-    return whole[None], whole[-1][None, None]
-
-
-def chunk_count(steps: int, warmup: int, most: int = 16) -> int:
-    """The number of chunks with the least estimated time: chunk length x a step's cost for K rows, which on
-    one CPU thread grew as about 1 + 0.3 (K - 1) (2026-12-03: 1.5x for 2 rows, 2.1x for 4, 3.3x for 8)."""
-    if steps < 4 * warmup:
-        return 1
-    cost = {k: (-(-(steps - warmup) // k) + warmup) * (1 + 0.3 * (k - 1)) for k in range(2, most + 1)}
-    best = min(cost, key=cost.get)
-    return best if cost[best] < steps else 1

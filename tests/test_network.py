@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from eventcount.config import NetworkConfig
-from eventcount.network import CRNN, chunk_count, gru_in_chunks, pool_features
+from eventcount.gru_kernel import gru_forward
+from eventcount.network import CRNN, pool_features
 
 N_FEATURES = 13  # odd, so the pooled width has to round up
 
@@ -108,39 +109,33 @@ def test_random_head_does_not_swamp_the_bias() -> None:
     assert (logits + 4.0).abs().max() < 1.0
 
 
-def long_memory_gru(seed: int = 0) -> torch.nn.GRU:
-    """A GRU whose update gate stays near 1, so it forgets its start only over thousands of steps."""
-    torch.manual_seed(seed)
-    gru = torch.nn.GRU(6, 8, batch_first=True)
-    with torch.no_grad():
-        gru.bias_hh_l0[8:16].fill_(6.0)  # update gate z = sigmoid(~6): h keeps 99.7 % of itself each step
-    return gru
-
-
-@pytest.mark.parametrize(("steps", "long_memory"), [(1500, False), (5000, False), (5000, True), (4321, True)])
-def test_gru_in_chunks_equals_one_pass(steps: int, long_memory: bool) -> None:
-    """Chunks side by side give the one-pass outputs and final state, from a given state too; where the warm-up
-    is too short to forget (long memory) the chunks are run again from the exact state."""
-    gru = long_memory_gru() if long_memory else torch.nn.GRU(6, 8, batch_first=True)
-    x = torch.randn(1, steps, 6, generator=torch.Generator().manual_seed(steps))
-    start = torch.randn(1, 1, 8, generator=torch.Generator().manual_seed(1)) * 0.5
-    calls = []
-    forward = gru.forward
-    gru.forward = lambda *args: calls.append(args[0].shape) or forward(*args)
+@pytest.mark.parametrize(("batch", "steps", "hidden_size"), [(1, 3000, 128), (3, 257, 8), (2, 1, 5)])
+def test_compiled_gru_equals_torch(batch: int, steps: int, hidden_size: int) -> None:
+    """The numba GRU gives torch's outputs and final state, from zeros and from a given state, saturated gates
+    included (large inputs)."""
+    torch.manual_seed(steps)
+    gru = torch.nn.GRU(6, hidden_size, batch_first=True)
+    x = torch.randn(batch, steps, 6) * 4
+    start = torch.randn(1, batch, hidden_size) * 0.5
     with torch.inference_mode():
         for hidden in (None, start):
-            expected, expected_state = forward(x, hidden)
-            calls.clear()
-            got, state = gru_in_chunks(gru, x, hidden, warmup=300)
+            expected, expected_state = gru(x, hidden)
+            got, state = gru_forward(gru, x, hidden)
             torch.testing.assert_close(got, expected, atol=2e-5, rtol=0)
             torch.testing.assert_close(state, expected_state, atol=2e-5, rtol=0)
-            assert calls[0][0] > 1  # the chunks ran side by side
-            assert (len(calls) > 1) == long_memory  # only a too-short warm-up is run again
 
 
-def test_chunks_need_a_long_enough_sequence() -> None:
-    assert chunk_count(1199, 300) == 1
-    assert 1 < chunk_count(6000, 300) <= 16
+def test_inference_uses_the_compiled_gru_and_training_torchs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without gradients the CRNN's logits equal those of torch's GRU; with gradients torch's GRU runs."""
+    model = make_model().eval()
+    x = features(2, 80)
+    with torch.no_grad():
+        compiled, _ = model(x)
+    from eventcount import gru_kernel
+
+    monkeypatch.setattr(gru_kernel, "gru_forward", lambda *args: pytest.fail("compiled GRU used with gradients"))
+    reference, _ = model(x)
+    torch.testing.assert_close(compiled, reference.detach(), atol=2e-5, rtol=0)
 
 
 def test_without_gradients_the_model_gives_the_same_logits() -> None:

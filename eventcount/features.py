@@ -18,14 +18,17 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-import scipy.signal
 import torch
 import torchaudio.functional as AF
 from torch.nn import functional as F
 
 from eventcount.config import FrontendConfig
 from eventcount.errors import EventcountError
+from eventcount.numba_cache import CACHE
 from eventcount.signals import Signal
+
+# isort: split
+import numba  # (after the cache directory is settled)
 
 LOG_FLOOR = 1e-4
 VAR_FLOOR = 1e-2
@@ -204,16 +207,10 @@ class FeatureExtractor:
         if raw.shape[0] == 0:
             empty = torch.zeros(2, 0, n_bins)
             return empty, state.mean, state.var, state.previous
-        a = self.alpha
-        mean, _ = scipy.signal.lfilter([a], [1, -(1 - a)], raw, axis=0, zi=((1 - a) * mean0)[None])
-        mean_before = np.vstack([mean0[None], mean[:-1]])
-        dev2 = (raw - mean_before) ** 2
-        var, _ = scipy.signal.lfilter([a * (1 - a)], [1, -(1 - a)], dev2, axis=0, zi=((1 - a) * var0)[None])
-        scale = 1.0 / np.sqrt(np.maximum(var, VAR_FLOOR))
-        previous = raw[0] if state.previous is None else state.previous
-        diff = np.diff(raw, axis=0, prepend=previous[None])
-        values = np.stack([(raw - mean) * scale, diff * scale]).astype(np.float32)
-        return torch.from_numpy(values), mean[-1], var[-1], raw[-1]
+        mean, var = mean0.copy(), var0.copy()
+        previous = (raw[0] if state.previous is None else state.previous).copy()
+        values = running_standardise(raw, self.alpha, mean, var, previous)
+        return torch.from_numpy(values), mean, var, previous
 
     def _initial_stats(self, raw: np.ndarray, state: FeatureState, n_bins: int) -> tuple[np.ndarray, np.ndarray]:
         if state.mean is not None:
@@ -223,6 +220,31 @@ class FeatureExtractor:
             return np.asarray(cfg.norm_prior_mean, np.float64), np.square(np.asarray(cfg.norm_prior_std, np.float64))
         first = raw[0] if raw.shape[0] else np.zeros(n_bins)
         return first.copy(), np.ones(n_bins)
+
+
+@numba.njit(cache=CACHE, nogil=True)
+def running_standardise(raw: np.ndarray, alpha: float, mean: np.ndarray, var: np.ndarray,
+                        previous: np.ndarray) -> np.ndarray:
+    """Frames raw [T, F] (float64) -> [2, T, F] float32: each bin less its exponential moving mean, and its
+    difference from the frame before, both over the moving standard deviation. mean, var and previous [F] hold
+    the state before the first frame and are updated in place to the state after the last. The arithmetic is
+    `scipy.signal.lfilter`'s for the two one-pole filters, so results are the same to the bit; one pass over
+    the frames, and no import of scipy.signal (1.5 s).
+    """
+    keep = 1.0 - alpha
+    gain = alpha * keep
+    out = np.empty((2, raw.shape[0], raw.shape[1]), np.float32)
+    for t in range(raw.shape[0]):
+        for f in range(raw.shape[1]):
+            x = raw[t, f]
+            deviation = x - mean[f]  # from the mean before this frame
+            mean[f] = alpha * x + keep * mean[f]
+            var[f] = gain * (deviation * deviation) + keep * var[f]
+            scale = 1.0 / np.sqrt(max(var[f], VAR_FLOOR))
+            out[0, t, f] = (x - mean[f]) * scale
+            out[1, t, f] = (x - previous[f]) * scale
+            previous[f] = x
+    return out
 
 
 def fit_norm_prior(config: FrontendConfig, extractor: FeatureExtractor, samples: list[torch.Tensor]) -> None:

@@ -10,6 +10,7 @@ import torchaudio.functional as AF
 from eventcount.config import FrontendConfig
 from eventcount.errors import EventcountError
 from eventcount.features import (
+    VAR_FLOOR,
     FeatureExtractor,
     FeatureState,
     event_frames,
@@ -18,6 +19,7 @@ from eventcount.features import (
     hop_samples,
     n_features,
     resample,
+    running_standardise,
     to_frame,
 )
 from eventcount.signals import Signal
@@ -121,6 +123,28 @@ def test_second_channel_is_the_time_difference() -> None:
     moved = features[1].abs().amax(dim=1)
     assert torch.nonzero(moved).flatten().tolist() == [10]
 
+
+
+def test_running_standardise_equals_scipy_filters() -> None:
+    """The compiled normalisation gives, to the bit, the two one-pole `scipy.signal.lfilter` passes it replaced
+    (moving mean, moving variance of the deviation from the mean before each frame), and the state after."""
+    import scipy.signal
+
+    rng = np.random.default_rng(0)
+    raw = rng.standard_normal((300, 7)) * 3.0 - 5.0
+    a = 1.0 - np.exp(-1.0 / 500.0)
+    mean0, var0, previous = rng.standard_normal(7), rng.uniform(0.5, 2.0, 7), rng.standard_normal(7)
+    mean, _ = scipy.signal.lfilter([a], [1, -(1 - a)], raw, axis=0, zi=((1 - a) * mean0)[None])
+    deviation2 = (raw - np.vstack([mean0[None], mean[:-1]])) ** 2
+    var, _ = scipy.signal.lfilter([a * (1 - a)], [1, -(1 - a)], deviation2, axis=0, zi=((1 - a) * var0)[None])
+    scale = 1.0 / np.sqrt(np.maximum(var, VAR_FLOOR))
+    expected = np.stack([(raw - mean) * scale, np.diff(raw, axis=0, prepend=previous[None]) * scale]).astype(np.float32)
+    state = mean0.copy(), var0.copy(), previous.copy()
+    got = running_standardise(raw, a, *state)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(state[0], mean[-1])
+    np.testing.assert_array_equal(state[1], var[-1])
+    np.testing.assert_array_equal(state[2], raw[-1])
 
 # --- chunked == whole -----------------------------------------------------------------------------------------
 

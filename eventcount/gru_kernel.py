@@ -3,8 +3,8 @@
 On one CPU thread torch's GRU spends most of a step dispatching a dozen small operators (~20 us a step for the
 drum model's 128 units, 2026-12-03). Here the input projection stays one torch matrix product over all steps and
 the recurrence is one compiled loop: the hidden matrix-vector product, then the gates.
-Results equal `torch.nn.GRU`'s to float32 rounding (~1e-6). Import this module only where it runs: numba's
-import costs ~0.3 s, and the first compilation ~1 s before numba caches it on disk.
+Results equal `torch.nn.GRU`'s to float32 rounding (~1e-6). The first call after installing compiles the loop
+(~1 s); numba then caches it on disk.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from eventcount import gru_kernel
 from eventcount.config import NetworkConfig
 
 State = dict[str, torch.Tensor]
@@ -127,9 +128,7 @@ class CRNN(nn.Module):
         if not steps.shape[1]:
             x = steps.new_zeros(steps.shape[0], 0, self.rnn.hidden_size)
         elif isinstance(self.rnn, nn.GRU) and not torch.is_grad_enabled() and steps.device.type == "cpu":
-            from eventcount.gru_kernel import gru_forward  # imports numba: only where a GRU runs
-
-            x, hidden = gru_forward(self.rnn, steps, hidden)
+            x, hidden = gru_kernel.gru_forward(self.rnn, steps, hidden)
         else:
             x, hidden = self.rnn(steps, hidden)
         if hidden is not None:

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole loop on synthetic data, under two minutes on a laptop CPU (99 s on 2 busy cores, 2026-12-03):
+# The whole loop on synthetic data, under two minutes on a laptop CPU (99-119 s on 2 busy cores, 2026-12-03 and -04):
 # timestamps -> counts only -> train from counts -> detect -> evaluate against the timestamps.
 set -euo pipefail
 work=${1:-work/synthetic}

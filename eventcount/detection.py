@@ -151,34 +151,34 @@ class ActivationStream:
         self.rate = working_rate(detector.spec.frontend)
         self.feature_state, self.network_state = FeatureState(), {}
         self.n_classes = len(detector.spec.classes)
-        self.pending: list[torch.Tensor] = []
 
     def push(self, samples: torch.Tensor) -> np.ndarray:
         """Samples [n] (audio) or [channels, n] (sensors) at the working rate -> the frames they complete."""
-        self._encode(samples)
-        return self._recur(final=False)
+        return self._recur(self._encode(samples), final=False)
 
     def finish(self) -> np.ndarray:
         """The frames still waiting and those of the silence run after the end (`Detector.end_padding`)."""
         tail = self.feature_state.tail
         shape = (*(tail.shape[:-1] if tail is not None else ()), self.detector.end_padding(self.extractor))
-        self._encode(torch.zeros(shape))
-        return self._recur(final=True)
+        return self._recur(self._encode(torch.zeros(shape)), final=True)
 
-    def _encode(self, samples: torch.Tensor) -> None:
+    def _encode(self, samples: torch.Tensor) -> torch.Tensor | None:
+        """The convolutions' output [1, n, I] for the frames these samples complete (None: no frame)."""
         features, self.feature_state = self.extractor.process(samples, self.feature_state)
-        if features.shape[1]:
-            with torch.inference_mode():
-                sequence, conv_state = self.detector.model.encode(features[None].to(self.detector.device),
-                                                                  self.network_state)
-            self.network_state.update(conv_state)
-            self.pending.append(sequence)
+        if not features.shape[1]:
+            return None
+        with torch.inference_mode():
+            sequence, conv_state = self.detector.model.encode(features[None].to(self.detector.device),
+                                                              self.network_state)
+        self.network_state.update(conv_state)
+        return sequence
 
-    def _recur(self, final: bool) -> np.ndarray:
+    def _recur(self, sequence: torch.Tensor | None, final: bool) -> np.ndarray:
         waiting = self.network_state.get("waiting")  # frames a recurrent step still lacks (rnn_stride > 1)
-        if not self.pending and not (final and waiting is not None and waiting.shape[1]):
-            return np.zeros((0, self.n_classes))
-        sequence, self.pending = torch.cat(self.pending or [waiting[:, :0]], dim=1), []
+        if sequence is None:
+            if not (final and waiting is not None and waiting.shape[1]):
+                return np.zeros((0, self.n_classes))
+            sequence = waiting[:, :0]
         with torch.inference_mode():
             logits, rnn_state = self.detector.model.recur(sequence, self.network_state, final)
         self.network_state.update(rnn_state)

@@ -9,6 +9,8 @@ Results equal `torch.nn.GRU`'s to float32 rounding (~1e-6). The first call after
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 import torch
 from torch import nn
@@ -24,7 +26,7 @@ def gru_forward(rnn: nn.GRU, x: torch.Tensor, hidden: torch.Tensor | None) -> tu
     """`rnn(x, hidden)` for a one-layer, unidirectional, batch-first GRU: x [B, T, I], hidden [1, B, H] or None."""
     batch, steps, size = x.shape[0], x.shape[1], rnn.hidden_size
     inputs = F.linear(x.float(), rnn.weight_ih_l0, rnn.bias_ih_l0).numpy()  # [B, T, 3H], one product for all steps
-    weight_t = np.ascontiguousarray(rnn.weight_hh_l0.detach().numpy().T)  # [H, 3H]
+    weight_t = _transposed(rnn)
     bias = rnn.bias_hh_l0.detach().numpy()
     start = np.zeros((batch, size), np.float32) if hidden is None else hidden[0].float().numpy()
     out = np.empty((batch, steps, size), np.float32)
@@ -32,6 +34,21 @@ def gru_forward(rnn: nn.GRU, x: torch.Tensor, hidden: torch.Tensor | None) -> tu
         out[row] = recurrence(inputs[row], weight_t, bias, np.ascontiguousarray(start[row]))
     last = out[:, -1] if steps else start
     return torch.from_numpy(out), torch.from_numpy(np.ascontiguousarray(last))[None]
+
+
+_TRANSPOSED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _transposed(rnn: nn.GRU) -> np.ndarray:
+    """The hidden weights [3H, H] as a contiguous [H, 3H] array, made again only when they changed (another
+    tensor or a new version): a live stream calls `gru_forward` for each 10 ms block, and the copy cost more than
+    the step (50-90 us)."""
+    weight = rnn.weight_hh_l0
+    cached = _TRANSPOSED.get(rnn)
+    if cached is None or cached[0] is not weight or cached[1] != weight._version:
+        cached = weight, weight._version, np.ascontiguousarray(weight.detach().numpy().T)
+        _TRANSPOSED[rnn] = cached
+    return cached[2]
 
 
 @numba.njit(cache=CACHE, nogil=True)

@@ -125,6 +125,21 @@ def test_compiled_gru_equals_torch(batch: int, steps: int, hidden_size: int) -> 
             torch.testing.assert_close(state, expected_state, atol=2e-5, rtol=0)
 
 
+def test_compiled_gru_follows_changed_weights() -> None:
+    """The transposed hidden weights are kept between calls, but not once the weights change in place (a training
+    step, `load_state_dict`) or are replaced."""
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(6, 8, batch_first=True)
+    x = torch.randn(1, 50, 6)
+    with torch.no_grad():
+        for change in (lambda: gru.weight_hh_l0.mul_(-0.5),
+                       lambda: gru.load_state_dict({**gru.state_dict(), "weight_hh_l0": torch.randn(24, 8)}),
+                       lambda: setattr(gru, "weight_hh_l0", torch.nn.Parameter(torch.randn(24, 8)))):
+            gru_forward(gru, x, None)
+            change()
+            torch.testing.assert_close(gru_forward(gru, x, None)[0], gru(x)[0], atol=2e-5, rtol=0)
+
+
 def test_inference_uses_the_compiled_gru_and_training_torchs(monkeypatch: pytest.MonkeyPatch) -> None:
     """Without gradients the CRNN's logits equal those of torch's GRU; with gradients torch's GRU runs."""
     model = make_model().eval()

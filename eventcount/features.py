@@ -70,6 +70,9 @@ def resample_ratio(samples: torch.Tensor, ratio: Fraction) -> torch.Tensor:
     return sinc_resampler(ratio)(samples)
 
 
+BANDS_PER_GROUP = 16
+"""Mel bands that share one matrix product in `FeatureExtractor` (each group over the bins its bands cover)."""
+
 PHASES_PER_GROUP = 32
 """Output phases that share one convolution in `sinc_resampler` (fewer: shorter kernels, more calls)."""
 
@@ -82,7 +85,9 @@ def sinc_resampler(ratio: Fraction) -> Callable[[torch.Tensor], torch.Tensor]:
     torchaudio convolves the input with one filter per output phase over a span of `2 * width + den` input
     samples, though each phase's filter is zero but for about `2 * width` of them (44.1 -> 32 kHz: 18 of 459).
     Here phases are taken in groups of `PHASES_PER_GROUP`, each group convolved over only the span where its
-    filters are non-zero: 7x fewer multiplications for 44.1 -> 32 kHz, the same products summed."""
+    filters are non-zero: 7x fewer multiplications for 44.1 -> 32 kHz, the same products summed. (As matrix
+    products of strided views it was 1.4x faster, but its sums then depend on the input's length: resampling
+    block by block would no longer equal resampling the whole.)"""
     try:
         from torchaudio.functional.functional import _get_sinc_resample_kernel
     except ImportError:  # another torchaudio layout: its public function, filter computed each time
@@ -92,11 +97,8 @@ def sinc_resampler(ratio: Fraction) -> Callable[[torch.Tensor], torch.Tensor]:
                                               torch.device("cpu"), torch.float32)
     kernel = kernel[:, 0]  # [new, 2 * width + old]
     live = kernel.abs() > 1e-12 * kernel.abs().max()  # outside its window a filter is ~1e-23, not 0
-    groups = []
-    for first in range(0, new, PHASES_PER_GROUP):
-        taps = torch.nonzero(live[first: first + PHASES_PER_GROUP].any(dim=0))[:, 0]
-        lo, hi = int(taps[0]), int(taps[-1]) + 1
-        groups.append((lo, hi, kernel[first: first + PHASES_PER_GROUP, None, lo:hi].contiguous()))
+    groups = [(lo, hi, kernel[first: first + PHASES_PER_GROUP, None, lo:hi].contiguous())
+              for first, lo, hi in live_spans(live, PHASES_PER_GROUP)]
 
     def apply(samples: torch.Tensor) -> torch.Tensor:
         shape = samples.shape
@@ -109,6 +111,18 @@ def sinc_resampler(ratio: Fraction) -> Callable[[torch.Tensor], torch.Tensor]:
         return out.reshape(*shape[:-1], out.shape[-1])
 
     return apply
+
+
+def live_spans(live: torch.Tensor, size: int) -> list[tuple[int, int, int]]:
+    """For each group of `size` rows of a boolean matrix, (first row, lo, hi): the columns [lo, hi) outside
+    which all the group's rows are False. Filters that are zero but for a band are applied group by group over
+    their band only."""
+    spans = []
+    for first in range(0, live.shape[0], size):
+        columns = torch.nonzero(live[first: first + size].any(dim=0))[:, 0]
+        lo, hi = (int(columns[0]), int(columns[-1]) + 1) if columns.numel() else (0, 0)
+        spans.append((first, lo, hi))
+    return spans
 
 
 def hop_samples(config: FrontendConfig) -> int:
@@ -153,6 +167,8 @@ class FeatureExtractor:
                 config.n_fft // 2 + 1, config.f_min, min(config.f_max, config.sample_rate / 2),
                 config.n_mels, config.sample_rate, norm="slaney", mel_scale="slaney",
             )
+            self.mel_bands = [(first, lo, self.mel[lo:hi, first: first + BANDS_PER_GROUP])
+                              for first, lo, hi in live_spans(self.mel.T != 0, BANDS_PER_GROUP)]
         self.alpha = 1.0 - math.exp(-1.0 / (config.norm_time_s * config.frame_rate))
 
     def prepare(self, signal: Signal) -> torch.Tensor:
@@ -186,11 +202,15 @@ class FeatureExtractor:
         n_frames = max(0, (x.numel() - (n_fft - hop)) // hop)
         if n_frames == 0:
             return np.zeros((0, self.config.n_mels), np.float32), x
-        used = x[: n_frames * hop + n_fft - hop]
-        spec = torch.stft(used, n_fft, hop, window=self.window, center=False, return_complex=True)
-        power = spec.real.square() + spec.imag.square()
-        mel = (power.T @ self.mel).clamp_min(0)
-        return torch.log(mel + LOG_FLOOR).numpy(), x[n_frames * hop:]
+        # torch.stft's numbers, frames as rows: with the power summed from the real and imaginary parts as
+        # two strided views, the log-mel of a minute took 22 ms instead of 27-37 ms (one thread, 2026-12-04)
+        frames = x[: n_frames * hop + n_fft - hop].unfold(0, n_fft, hop) * self.window
+        parts = torch.view_as_real(torch.fft.rfft(frames)).reshape(n_frames, -1).square_()
+        power = parts[:, 0::2] + parts[:, 1::2]
+        mel = torch.empty(n_frames, self.mel.shape[1])
+        for first, lo, weights in self.mel_bands:  # each group of bands over its bins only: 2x faster
+            mel[:, first: first + weights.shape[1]] = power[:, lo: lo + weights.shape[0]] @ weights
+        return torch.log(mel.clamp_min_(0).add_(LOG_FLOOR)).numpy(), x[n_frames * hop:]
 
     def _sensor_frames(self, samples: torch.Tensor, tail: torch.Tensor | None) -> tuple[np.ndarray, torch.Tensor]:
         x = samples.float() if tail is None else torch.cat([tail, samples.float()], dim=1)

@@ -54,24 +54,63 @@ def _transposed(rnn: nn.GRU) -> np.ndarray:
 @numba.njit(cache=CACHE, nogil=True)
 def recurrence(inputs: np.ndarray, weight_t: np.ndarray, bias: np.ndarray, start: np.ndarray) -> np.ndarray:
     """The GRU's steps in torch's gate order (reset, update, new): inputs [T, 3H] already projected, weight_t
-    [H, 3H] (the hidden weights transposed), bias [3H] -> hidden states [T, H]. tanh(v) is computed as
-    2 / (1 + e^-2v) - 1: float32 `tanh` ran one value at a time, 4x slower than the vectorised `exp`."""
+    [H, 3H] (the hidden weights transposed), bias [3H] -> hidden states [T, H]. The gates are computed from
+    `exp` only (tanh(v) = 2 / (1 + e^-2v) - 1), a whole gate vector at a time with `exp_into`."""
     steps, size = inputs.shape[0], start.shape[0]
     one, two = np.float32(1.0), np.float32(2.0)
     out = np.empty((steps, size), np.float32)
     h = start.copy()
     hidden = np.empty(3 * size, np.float32)
-    for t in range(steps):  # plain loops, no slice assignments: numba compiled this in 0.8 s instead of 4.9 s
+    gates = np.empty(2 * size, np.float32)  # reset and update
+    candidate = np.empty(size, np.float32)
+    mantissa, power = np.empty(2 * size, np.float32), np.empty(2 * size, np.int32)
+    for t in range(steps):  # plain loops, no slice assignments: numba compiles them in about a second
         for j in range(3 * size):
             hidden[j] = bias[j]
-        for k in range(size):  # hidden += weight_t[k] * h[k]: contiguous rows, vectorised
-            hk = h[k]
+        for k in range(0, size - size % 4, 4):  # hidden += weight_t[k] * h[k], four rows at a time (1.3x)
+            h0, h1, h2, h3 = h[k], h[k + 1], h[k + 2], h[k + 3]
             for j in range(3 * size):
-                hidden[j] += weight_t[k, j] * hk
+                hidden[j] += (weight_t[k, j] * h0 + weight_t[k + 1, j] * h1 + weight_t[k + 2, j] * h2
+                              + weight_t[k + 3, j] * h3)
+        for k in range(size - size % 4, size):
+            for j in range(3 * size):
+                hidden[j] += weight_t[k, j] * h[k]
+        for j in range(2 * size):
+            gates[j] = -(inputs[t, j] + hidden[j])
+        exp_into(gates, mantissa, power)
+        scale = power.view(np.float32)
+        for j in range(2 * size):
+            gates[j] = one / (one + mantissa[j] * scale[j])
         for j in range(size):
-            reset = one / (one + np.exp(-(inputs[t, j] + hidden[j])))
-            update = one / (one + np.exp(-(inputs[t, size + j] + hidden[size + j])))
-            new = two / (one + np.exp(-two * (inputs[t, 2 * size + j] + reset * hidden[2 * size + j]))) - one
+            candidate[j] = -two * (inputs[t, 2 * size + j] + gates[j] * hidden[2 * size + j])
+        exp_into(candidate, mantissa, power)
+        for j in range(size):
+            new = two / (one + mantissa[j] * scale[j]) - one
+            update = gates[size + j]
             h[j] = (one - update) * new + update * h[j]
             out[t, j] = h[j]
     return out
+
+
+LOG2_E = np.float32(1.4426950408889634)
+LN2_HIGH, LN2_LOW = np.float32(0.693359375), np.float32(-2.12194440e-4)  # ln 2 in two parts (Cody-Waite)
+
+
+@numba.njit(cache=CACHE, nogil=True, inline="always")
+def exp_into(values: np.ndarray, mantissa: np.ndarray, power: np.ndarray) -> None:
+    """e^v for the float32 `values` as mantissa * (power's bits read as float32, 2^n): Cephes' `expf`
+    (v = n ln 2 + r, a degree-7 polynomial for e^r; within 8.1e-8 of e^v, v clipped to [-87, 88]). Here numba's
+    np.exp is a call to the C library value by value; this loop is vectorised, and the GRU of a minute of
+    audio took 29-33 ms instead of 47-51 ms (one thread, 2026-12-04)."""
+    for i in range(values.shape[0]):
+        v = min(max(values[i], np.float32(-87.0)), np.float32(88.0))
+        n = np.floor(v * LOG2_E + np.float32(0.5))
+        r = v - n * LN2_HIGH - n * LN2_LOW
+        p = np.float32(1.9875691500e-4)
+        p = p * r + np.float32(1.3981999507e-3)
+        p = p * r + np.float32(8.3334519073e-3)
+        p = p * r + np.float32(4.1665795894e-2)
+        p = p * r + np.float32(1.6666665459e-1)
+        p = p * r + np.float32(5.0000001201e-1)
+        mantissa[i] = p * r * r + r + np.float32(1.0)
+        power[i] = (np.int32(n) + np.int32(127)) << np.int32(23)

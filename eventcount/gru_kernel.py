@@ -4,7 +4,7 @@ On one CPU thread torch's GRU spends most of a step dispatching a dozen small op
 drum model's 128 units, 2026-12-03). Here the input projection stays one torch matrix product over all steps and
 the recurrence is one compiled loop: the hidden matrix-vector product, then the gates.
 Results equal `torch.nn.GRU`'s to float32 rounding (~1e-6). The first call after installing compiles the loop
-(~1 s); numba then caches it on disk.
+(1-2 s); numba then caches it on disk.
 """
 
 from __future__ import annotations

@@ -64,6 +64,7 @@ def recurrence(inputs: np.ndarray, weight_t: np.ndarray, bias: np.ndarray, start
     gates = np.empty(2 * size, np.float32)  # reset and update
     candidate = np.empty(size, np.float32)
     mantissa, power = np.empty(2 * size, np.float32), np.empty(2 * size, np.int32)
+    scale = power.view(np.float32)  # 2^n of each value, as `exp_into` writes it
     for t in range(steps):  # plain loops, no slice assignments: numba compiles them in about a second
         for j in range(3 * size):
             hidden[j] = bias[j]
@@ -78,7 +79,6 @@ def recurrence(inputs: np.ndarray, weight_t: np.ndarray, bias: np.ndarray, start
         for j in range(2 * size):
             gates[j] = -(inputs[t, j] + hidden[j])
         exp_into(gates, mantissa, power)
-        scale = power.view(np.float32)
         for j in range(2 * size):
             gates[j] = one / (one + mantissa[j] * scale[j])
         for j in range(size):

@@ -96,14 +96,20 @@ if [[ $stage == all || $stage == continue ]]; then
         -o "$work/drums_cont.pt" --resume
 fi
 
+# score MODEL SET...: detect with MODEL on each evaluation set, F1 at 50 ms into WORK/NAME.SET.json
+score() {
+    local model=$1 name set
+    name=$(basename "$model" .pt)
+    for set in "${@:2}"; do
+        nice -n 5 eventcount -q detect "$data/$set" -m "$model" -o "$work/$name.$set" --overwrite --threads 1
+        eventcount evaluate --reference "$data/$set" --estimate "$work/$name.$set" --class-map "$classes" \
+            --classes KD,SD,HH --tolerance 50ms --json "$work/$name.$set.json"
+    done
+}
+
 if [[ $stage == all || $stage == score ]]; then
     for model in ${MODELS:-drums $work/drums.pt $work/drums_ce.pt $work/drums_cont.pt}; do
-        name=$(basename "$model" .pt)
-        for set in val_muldjord val_muldjord_acc val_heldout "${UNSEEN[@]}" val_seen val_heldout16 val_seen16; do
-            nice -n 5 eventcount -q detect "$data/$set" -m "$model" -o "$work/$name.$set" --overwrite --threads 1
-            eventcount evaluate --reference "$data/$set" --estimate "$work/$name.$set" --class-map "$classes" \
-                --classes KD,SD,HH --tolerance 50ms --json "$work/$name.$set.json"
-        done
+        score "$model" val_muldjord val_muldjord_acc val_heldout "${UNSEEN[@]}" val_seen val_heldout16 val_seen16
     done
 fi
 
@@ -122,10 +128,6 @@ if [[ $stage == oracle ]]; then
     done
     wait
     for name in oracle_counts oracle_ce; do
-        for set in val_muldjord val_muldjord_acc; do
-            nice -n 5 eventcount -q detect "$data/$set" -m "$work/$name.pt" -o "$work/$name.$set" --overwrite --threads 1
-            eventcount evaluate --reference "$data/$set" --estimate "$work/$name.$set" --class-map "$classes" \
-                --classes KD,SD,HH --tolerance 50ms --json "$work/$name.$set.json"
-        done
+        score "$work/$name.pt" val_muldjord val_muldjord_acc
     done
 fi

@@ -76,6 +76,9 @@ class FrontendConfig:
 
     kind "audio": mono log-mel at `sample_rate` with hop `sample_rate / frame_rate`; kind "sensor": the
     recording's channels resampled to `frame_rate * samples_per_frame` and grouped per frame.
+    `low_n_fft` > 0 gives audio a finer spectrum below `low_f_max` (Hz), where kick drums and other low sounds
+    differ by a few tens of Hz: there each frequency bin of a `low_n_fft`-sample window is a feature (from
+    `f_min`), and the `n_mels` mel bands cover `low_f_max` to `f_max` (see `features.low_bins`).
     Frame t stands for the interval [t / frame_rate, (t + 1) / frame_rate) (see `features.frame_times`).
     """
 
@@ -86,6 +89,8 @@ class FrontendConfig:
     n_mels: int = 48
     f_min: float = 30.0
     f_max: float = 8000.0
+    low_n_fft: int = 0
+    low_f_max: float = 0.0
     samples_per_frame: int = 4
     norm_time_s: float = 5.0
     norm_prior_mean: list[float] | None = None

@@ -17,6 +17,7 @@ from eventcount.features import (
     fit_norm_prior,
     frame_times,
     hop_samples,
+    low_bins,
     n_features,
     resample,
     running_standardise,
@@ -25,6 +26,8 @@ from eventcount.features import (
 from eventcount.signals import Signal
 
 AUDIO = FrontendConfig(sample_rate=16000, frame_rate=100.0, n_fft=512, n_mels=24)
+AUDIO_LOW = FrontendConfig(sample_rate=16000, frame_rate=100.0, n_fft=512, n_mels=24, low_n_fft=2048, low_f_max=250.0)
+AUDIO_CONFIGS = pytest.mark.parametrize("audio", [AUDIO, AUDIO_LOW], ids=["mel", "fine-low"])
 SENSOR = FrontendConfig(kind="sensor", frame_rate=50.0, samples_per_frame=4)
 SENSOR_CHANNELS = 3
 
@@ -87,10 +90,11 @@ def test_hop_must_be_integer() -> None:
 
 # --- shapes ---------------------------------------------------------------------------------------------------
 
-def test_audio_output_shape() -> None:
-    extractor = FeatureExtractor(AUDIO)
+@AUDIO_CONFIGS
+def test_audio_output_shape(audio: FrontendConfig) -> None:
+    extractor = FeatureExtractor(audio)
     features = extractor(noise(16000 + 123))
-    assert features.shape == (2, 100, AUDIO.n_mels) == (2, 100, n_features(AUDIO))
+    assert features.shape == (2, 100, n_features(audio))
     assert features.dtype == torch.float32
 
 
@@ -148,9 +152,10 @@ def test_running_standardise_equals_scipy_filters() -> None:
 
 # --- chunked == whole -----------------------------------------------------------------------------------------
 
+@AUDIO_CONFIGS
 @pytest.mark.parametrize("sizes", [[1], [159, 161, 1000], [512, 3, 7000], [100] * 40, [16000]])
-def test_audio_chunked_equals_whole(sizes: list[int]) -> None:
-    extractor = FeatureExtractor(AUDIO)
+def test_audio_chunked_equals_whole(audio: FrontendConfig, sizes: list[int]) -> None:
+    extractor = FeatureExtractor(audio)
     samples = noise(16000 + 77, seed=2)
     whole = extractor(samples)
     parts = chunked(extractor, samples, sizes)
@@ -182,15 +187,16 @@ def test_chunked_equals_whole_with_a_normalisation_prior() -> None:
 
 # --- causality ------------------------------------------------------------------------------------------------
 
+@AUDIO_CONFIGS
 @pytest.mark.parametrize("t_s", [0.2, 0.5137, 0.73])
-def test_audio_future_samples_never_change_finished_frames(t_s: float) -> None:
-    extractor = FeatureExtractor(AUDIO)
+def test_audio_future_samples_never_change_finished_frames(audio: FrontendConfig, t_s: float) -> None:
+    extractor = FeatureExtractor(audio)
     samples = noise(16000, seed=4)
-    cut = int(round(t_s * AUDIO.sample_rate))
+    cut = int(round(t_s * audio.sample_rate))
     changed = samples.clone()
     changed[cut:] = noise(16000 - cut, seed=5, scale=1.0)
     before, after = extractor(samples), extractor(changed)
-    finished = int(np.floor(t_s * AUDIO.frame_rate + 1e-9))  # frames 0..finished-1 end at or before t
+    finished = int(np.floor(t_s * audio.frame_rate + 1e-9))  # frames 0..finished-1 end at or before t
     assert torch.equal(before[:, :finished], after[:, :finished])
     assert not torch.equal(before[:, finished:], after[:, finished:])
 
@@ -211,16 +217,17 @@ def test_sensor_future_samples_never_change_finished_frames(t_s: float) -> None:
 
 # --- an impulse shows up in the frame its time belongs to, never earlier ----------------------------------------
 
+@AUDIO_CONFIGS
 @pytest.mark.parametrize("position_in_frame", [0.0, 0.25, 0.5])
-def test_impulse_first_changes_features_in_its_own_frame(position_in_frame: float) -> None:
-    extractor = FeatureExtractor(AUDIO)
-    hop = hop_samples(AUDIO)
+def test_impulse_first_changes_features_in_its_own_frame(audio: FrontendConfig, position_in_frame: float) -> None:
+    extractor = FeatureExtractor(audio)
+    hop = hop_samples(audio)
     quiet = noise(32000, seed=7, scale=1e-3)
     index = int(round((123 + position_in_frame) * hop))
     loud = quiet.clone()
     loud[index] = 1.0
     change = (extractor(loud) - extractor(quiet)).abs().amax(dim=(0, 2)).numpy()
-    expected = int(event_frames(np.array([index / AUDIO.sample_rate]), AUDIO.frame_rate)[0])
+    expected = int(event_frames(np.array([index / audio.sample_rate]), audio.frame_rate)[0])
     assert expected == 123
     assert change[:expected].max() == 0, "a frame before the impulse's own frame saw it"
     assert np.flatnonzero(change > 1.0)[0] == expected
@@ -236,3 +243,47 @@ def test_resample_equals_torchaudio(orig_rate: int, new_rate: int, length: int) 
     got = resample(samples, orig_rate, new_rate)
     assert got.shape == expected.shape
     torch.testing.assert_close(got, expected, rtol=0, atol=1e-6)
+
+
+# --- the finer low spectrum (`low_n_fft`) ---------------------------------------------------------------------
+
+def tone(frequency_hz: float, rate: int, seconds: float = 1.0) -> torch.Tensor:
+    return torch.sin(2 * torch.pi * frequency_hz * torch.arange(int(rate * seconds)) / rate) * 0.5
+
+
+def test_low_bins_tell_apart_tones_that_share_a_mel_band() -> None:
+    """Two tones 8 Hz apart (bins 6 and 7 of a 2,048 window at 16 kHz) light different low features, and
+    the mel bands start at low_f_max, above both."""
+    extractor = FeatureExtractor(AUDIO_LOW)
+    bins = low_bins(AUDIO_LOW)
+    spacing = AUDIO_LOW.sample_rate / AUDIO_LOW.low_n_fft
+    assert bins[0] * spacing >= AUDIO_LOW.f_min and (bins[-1] + 1) * spacing >= AUDIO_LOW.low_f_max > bins[-1] * spacing
+    loudest = []
+    for frequency in (6 * spacing, 7 * spacing):
+        raw, _ = extractor._raw_frames(tone(frequency, AUDIO_LOW.sample_rate), None)
+        steady = raw[-10:]
+        loudest.append(int(bins[steady[:, : len(bins)].mean(axis=0).argmax()]))
+        assert steady[:, : len(bins)].max() > steady[:, len(bins):].max() + 3  # the mel bands barely hear it
+    assert loudest == [6, 7]
+    mel_peaks_hz = extractor.mel.argmax(dim=0).numpy() * AUDIO_LOW.sample_rate / AUDIO_LOW.n_fft
+    assert mel_peaks_hz.min() >= AUDIO_LOW.low_f_max - AUDIO_LOW.sample_rate / AUDIO_LOW.n_fft
+
+
+def test_low_power_equals_the_fft_of_the_long_window() -> None:
+    extractor = FeatureExtractor(AUDIO_LOW)
+    samples = noise(8000, seed=11)
+    raw, _ = extractor._raw_frames(samples, None)
+    n, hop, span = AUDIO_LOW.low_n_fft, hop_samples(AUDIO_LOW), extractor.span
+    padded = torch.cat([torch.zeros(span - hop), samples])
+    frames = padded.unfold(0, n, hop) * torch.hann_window(n)
+    power = torch.fft.rfft(frames.double()).abs().square()[:, low_bins(AUDIO_LOW)]
+    np.testing.assert_allclose(raw[:, : len(low_bins(AUDIO_LOW))], np.log(power.numpy() + 1e-4), atol=1e-3)
+
+
+@pytest.mark.parametrize(("low_n_fft", "low_f_max", "message"), [(2048, 20.0, "between f_min"),
+                                                                (2048, 9000.0, "between f_min"),
+                                                                (512, 31.0, "none lies")])  # bins 31.25 Hz apart
+def test_a_low_band_that_cannot_work_is_refused(low_n_fft: int, low_f_max: float, message: str) -> None:
+    config = FrontendConfig(sample_rate=16000, n_fft=512, n_mels=24, low_n_fft=low_n_fft, low_f_max=low_f_max)
+    with pytest.raises(EventcountError, match=message):
+        FeatureExtractor(config)

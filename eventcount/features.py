@@ -152,6 +152,8 @@ def low_bins(config: FrontendConfig) -> np.ndarray:
     80 mel bands from 30 Hz are 46 Hz apart and a 1,024 window's bins 31 Hz."""
     if not config.low_n_fft:
         return np.zeros(0, np.int64)
+    if config.low_n_fft < 0:
+        raise EventcountError(f"frontend low_n_fft must be 0 (off) or a window in samples, got {config.low_n_fft}")
     if not config.f_min < config.low_f_max < config.f_max:
         raise EventcountError(f"frontend low_f_max {config.low_f_max:g} Hz must lie between f_min "
                               f"{config.f_min:g} and f_max {config.f_max:g}")

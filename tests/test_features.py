@@ -282,7 +282,8 @@ def test_low_power_equals_the_fft_of_the_long_window() -> None:
 
 @pytest.mark.parametrize(("low_n_fft", "low_f_max", "message"), [(2048, 20.0, "between f_min"),
                                                                 (2048, 9000.0, "between f_min"),
-                                                                (512, 31.0, "none lies")])  # bins 31.25 Hz apart
+                                                                (512, 31.0, "none lies"),  # bins 31.25 Hz apart
+                                                                (-2048, 300.0, "window in samples")])
 def test_a_low_band_that_cannot_work_is_refused(low_n_fft: int, low_f_max: float, message: str) -> None:
     config = FrontendConfig(sample_rate=16000, n_fft=512, n_mels=24, low_n_fft=low_n_fft, low_f_max=low_f_max)
     with pytest.raises(EventcountError, match=message):

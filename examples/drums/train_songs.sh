@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The shipped drum model (models/drums.pt, 2026-12-04; issue #20): render Groove performances with the previous
+# The shipped drum model (models/drums.pt, 2026-12-05; issue #20): render Groove performances with the previous
 # recipe's 18 kits (8.1 h) and, 4.07 h more, with three real sampled kits and the soundfont/Hydrogen kits under POP909
-# accompaniment in part of those files (about 1.9-2.4 h), train the network (examples/drums/model_fast.yaml) from scratch
+# accompaniment in part of those files (about 1.9-2.4 h), train the network (examples/drums/model_fast.yaml: its front end
+# has the 18 bins of a 2,048-sample window below 300 Hz as features of their own, then 62 mel bands) from scratch
 # on counts only (and the same network with --loss ce on the exact timestamps, as the baseline), continue the
 # counts-only model for as many steps again from its weights at half the learning rate (stage `continue`: the
 # shipped model), then score them on the held-out real kit alone and under held-out songs, on TimGM6mb and on four

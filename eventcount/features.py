@@ -253,8 +253,9 @@ class FeatureExtractor:
 
     def _low_power(self, seen: torch.Tensor) -> torch.Tensor:
         """Power [T, bins] of the `low_bins` of each frame's `low_n_fft`-sample window (ending where the frame's
-        short window ends). A DFT of those bins only, as one strided convolution: for a minute of 32 kHz audio,
-        one thread, 15 bins of a 2,048 window took 9 ms where a whole 2,048-point FFT took 90 (2026-12-05)."""
+        short window ends). A DFT of those bins only, as one strided convolution rather than a second FFT: the
+        drum model's 18 bins of a 2,048 window made its features of a minute of audio 46.5 ms instead of 28.3
+        (one thread; `bench/detect_speed.py --stages`, 2026-12-05)."""
         start = self.span - self.config.low_n_fft
         parts = F.conv1d(seen[None, None, start:], self.low_dft, stride=self.hop)[0].square_()  # [2 * bins, T]
         half = parts.shape[0] // 2

@@ -24,6 +24,7 @@ from eventcount.features import (
     to_frame,
 )
 from eventcount.signals import Signal
+from tests.test_augment import tone
 
 AUDIO = FrontendConfig(sample_rate=16000, frame_rate=100.0, n_fft=512, n_mels=24)
 AUDIO_LOW = FrontendConfig(sample_rate=16000, frame_rate=100.0, n_fft=512, n_mels=24, low_n_fft=2048, low_f_max=250.0)
@@ -247,10 +248,6 @@ def test_resample_equals_torchaudio(orig_rate: int, new_rate: int, length: int) 
 
 # --- the finer low spectrum (`low_n_fft`) ---------------------------------------------------------------------
 
-def tone(frequency_hz: float, rate: int, seconds: float = 1.0) -> torch.Tensor:
-    return torch.sin(2 * torch.pi * frequency_hz * torch.arange(int(rate * seconds)) / rate) * 0.5
-
-
 def test_low_bins_tell_apart_tones_that_share_a_mel_band() -> None:
     """Two tones 8 Hz apart (bins 6 and 7 of a 2,048 window at 16 kHz) light different low features, and
     the mel bands start at low_f_max, above both."""
@@ -260,7 +257,7 @@ def test_low_bins_tell_apart_tones_that_share_a_mel_band() -> None:
     assert bins[0] * spacing >= AUDIO_LOW.f_min and (bins[-1] + 1) * spacing >= AUDIO_LOW.low_f_max > bins[-1] * spacing
     loudest = []
     for frequency in (6 * spacing, 7 * spacing):
-        raw, _ = extractor._raw_frames(tone(frequency, AUDIO_LOW.sample_rate), None)
+        raw, _ = extractor._raw_frames(tone(frequency, AUDIO_LOW.sample_rate) * 0.5, None)
         steady = raw[-10:]
         loudest.append(int(bins[steady[:, : len(bins)].mean(axis=0).argmax()]))
         assert steady[:, : len(bins)].max() > steady[:, len(bins):].max() + 3  # the mel bands barely hear it

@@ -24,7 +24,7 @@ import librosa
 import numpy as np
 import render_groove as rg
 import soundfile as sf
-from hydrogen_kits import HydrogenKit, render_hits
+from hydrogen_kits import HydrogenKit, MixedKit, render_hits
 
 
 def parse_args() -> argparse.Namespace:
@@ -73,7 +73,7 @@ def solo_audio(kit: rg.AnyKit, midi: Path, notes: set[int], sr: int, n: int, ste
                vary: bool = False) -> np.ndarray:
     """The performance rendered with only `notes` (and the hi-hat pedal controller), as written."""
     score = rg.read_score(midi)
-    if isinstance(kit, HydrogenKit):  # same seed as the file: the same instruments (and variations) play
+    if isinstance(kit, HydrogenKit | MixedKit):  # same seed as the file: the same instruments (and variations) play
         hits = [h for h in score.hits if h[1] in notes]
         return render_hits(kit, hits, sr, n, np.random.default_rng(rg.file_seed(seed, stem)), vary)[0]
     keep = [(ms, m) for ms, m in score.messages if not hasattr(m, "note") or m.note in notes]
@@ -135,6 +135,7 @@ def main() -> None:
     calibration = json.loads((args.folder / "calibration.json").read_text(encoding="utf-8"))
     kits = {c["kit"]: HydrogenKit(Path(c["hydrogen_kit"])) if "hydrogen_kit" in c
             else rg.Kit(Path(c["soundfont"]), c["program"]) for c in calibration}
+    kits["mixed"] = MixedKit(tuple(k for k in kits.values() if isinstance(k, HydrogenKit)))  # --mix-kits
     classes = rg.read_class_map(rg.CLASSES_YAML)
     for row in rows[: args.files]:
         check_file(args.folder, row, kits, args.groove, classes, args.seed)

@@ -10,6 +10,8 @@ so labels are exact by construction.
 With `vary`, each file also gets its own version of the kit (`Variation`): every instrument is re-pitched
 (resampled, which also stretches its decay), re-balanced in level and, sometimes, damped, so that a dozen
 sampled kits stand for many more. The onsets of the changed samples are measured again, so labels stay exact.
+A `MixedKit` goes further: each file takes each part of the kit (kick, snare, hi-hats, toms, cymbals) from a
+different kit.
 
 Kits without a kick, a snare and a hi-hat (hand percussion, djembes) can still serve as *distractors*:
 their hits are mixed in at random times and are not labelled.
@@ -17,6 +19,7 @@ their hits are mixed in at random times and are not labelled.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import xml.etree.ElementTree as ET
@@ -60,6 +63,11 @@ NOTE_KINDS = {
     39: ["clap", "snare"], 54: ["tambourine"], 56: ["cowbell"],
 }
 REQUIRED_NOTES = (36, 38, 42)
+# The parts of a kit that `MixedKit` takes from different kits: GM notes played by one source kit each.
+NOTE_GROUPS = {
+    "kick": (35, 36), "snare": (37, 38, 39, 40), "hi-hat": (42, 44, 46), "toms": (41, 43, 45, 47, 48, 50),
+    "cymbals": (49, 51, 52, 53, 55, 57, 59), "percussion": (54, 56),
+}
 HI_HAT_NOTES = (42, 44, 46)
 
 
@@ -72,6 +80,18 @@ class HydrogenKit:
     @property
     def name(self) -> str:
         return "h2-" + re.sub(r"[^A-Za-z0-9]+", "", self.folder.name)
+
+
+@dataclass(frozen=True)
+class MixedKit:
+    """Several Hydrogen kits played as one: each file takes its kick, its snare, its hi-hats, its toms and its
+    cymbals from a kit drawn at random among them (`mixed_note_map`), so a dozen kits make many more."""
+
+    kits: tuple[HydrogenKit, ...]
+
+    @property
+    def name(self) -> str:
+        return "mixed"
 
 
 @dataclass(frozen=True)
@@ -133,7 +153,7 @@ def read_sample(path: Path, rate: int) -> np.ndarray:
     return librosa.resample(audio, orig_sr=sr, target_sr=rate, res_type="soxr_hq") if sr != rate else audio
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=32)
 def load_kit(kit: HydrogenKit, rate: int) -> tuple[Instrument, ...]:
     """The kit's instruments with their samples resampled to `rate` (silent or missing samples dropped)."""
     root = _strip_namespaces(ET.parse(kit.folder / "drumkit.xml").getroot())
@@ -197,13 +217,37 @@ def note_map(instruments: tuple[Instrument, ...], rng: np.random.Generator) -> d
     return mapping
 
 
+def mixed_note_map(kit: MixedKit, rate: int, rng: np.random.Generator) -> dict[int, Instrument]:
+    """One instrument per GM note, each of `NOTE_GROUPS` from a kit drawn among those that can play it.
+
+    Each instrument keeps its level against its own kit's snare, and the snares are brought to one level, so
+    the balance of a mixed kit is one that some kit has (`--vary-instruments` then re-levels each, +-6 dB).
+    Instruments are named `KIT/INSTRUMENT`.
+    """
+    maps = [note_map(load_kit(k, rate), rng) for k in kit.kits]
+    mapping: dict[int, Instrument] = {}
+    for notes in NOTE_GROUPS.values():
+        able = [i for i, m in enumerate(maps) if any(n in m for n in notes) and 38 in m]
+        if not able:
+            continue
+        i = able[int(rng.integers(len(able)))]
+        snare = maps[i][38]
+        snare_peak = snare.gain * max(float(np.abs(la.audio).max()) for la in snare.layers)
+        for n in notes:
+            if n in maps[i]:
+                inst = maps[i][n]
+                mapping[n] = dataclasses.replace(inst, name=f"{kit.kits[i].name}/{inst.name}",
+                                                 gain=inst.gain / max(snare_peak, 1e-6))
+    return mapping
+
+
 def is_drum_kit(kit: HydrogenKit, rate: int) -> bool:
     """True if the kit can play a kick, a snare and a hi-hat."""
     mapping = note_map(load_kit(kit, rate), np.random.default_rng(0))
     return all(note in mapping for note in REQUIRED_NOTES)
 
 
-def render_hits(kit: HydrogenKit, hits: list[tuple[int, int, int]], rate: int, n_samples: int,
+def render_hits(kit: HydrogenKit | MixedKit, hits: list[tuple[int, int, int]], rate: int, n_samples: int,
                 rng: np.random.Generator, vary: bool = False,
                 ) -> tuple[np.ndarray, list[tuple[float, int]], dict[str, Variation]]:
     """Play (ms, GM note, velocity) hits with the kit: mono audio of `n_samples`, (onset_s, note) labels and
@@ -211,7 +255,7 @@ def render_hits(kit: HydrogenKit, hits: list[tuple[int, int, int]], rate: int, n
 
     Notes the kit cannot play are left out of the audio and of the labels.
     """
-    mapping = note_map(load_kit(kit, rate), rng)
+    mapping = mixed_note_map(kit, rate, rng) if isinstance(kit, MixedKit) else note_map(load_kit(kit, rate), rng)
     variations: dict[str, Variation] = {}
     for inst in mapping.values() if vary else ():
         if inst.name not in variations:

@@ -39,7 +39,7 @@ import torch
 import torchaudio.functional as taf
 import yaml
 from accompaniment import Setup, accompany, song_folders
-from hydrogen_kits import HydrogenKit, distractor_hits, find_kit, is_drum_kit, render_hits
+from hydrogen_kits import HydrogenKit, MixedKit, distractor_hits, find_kit, is_drum_kit, render_hits
 from onsets import hit_onset
 from scipy.signal import fftconvolve
 
@@ -112,7 +112,7 @@ class Score:
         return max((ms for ms, _, _ in self.hits), default=0)
 
 
-AnyKit = Kit | HydrogenKit
+AnyKit = Kit | HydrogenKit | MixedKit
 Pick = tuple[Performance, AnyKit]
 
 
@@ -188,6 +188,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--vary-instruments", action="store_true",
                    help="Hydrogen kits: re-pitch (+-4 semitones), re-level (+-6 dB) and sometimes damp each "
                         "instrument, per file")
+    p.add_argument("--mix-kits", action="store_true",
+                   help="play the Hydrogen kits as one mixed kit: each file takes its kick, snare, hi-hats, toms "
+                        "and cymbals from a random one of them (soundfont kits stay whole)")
     p.add_argument("--overwrite", action="store_true", help="re-render files that already exist")
     p.add_argument("--accompaniment", type=Path, metavar="DIR",
                    help="POP909 folder (song folders 001-909): mix song arrangements played with General MIDI "
@@ -517,7 +520,7 @@ def render_job(job: Job) -> Result:
     score = read_score(job.performance.midi)
     rng = np.random.default_rng(file_seed(job.seed, job.stem))
     params: dict = {}
-    if isinstance(job.kit, HydrogenKit):
+    if isinstance(job.kit, HydrogenKit | MixedKit):
         n_samples = round((score.last_hit_ms / 1000 + TAIL_S) * job.sample_rate)
         audio, labels, variations = render_hits(job.kit, score.hits, job.sample_rate, n_samples, rng,
                                                 job.vary_instruments)
@@ -609,6 +612,14 @@ def select(performances: list[Performance], kits: list[AnyKit], args: argparse.N
     return chosen
 
 
+def mixed(kits: list[AnyKit]) -> list[AnyKit]:
+    """The soundfont kits and one `MixedKit` of all the Hydrogen kits (`--mix-kits`)."""
+    hydrogen = tuple(k for k in kits if isinstance(k, HydrogenKit))
+    if len(hydrogen) < 2:
+        sys.exit(f"error: --mix-kits needs two or more --hydrogen-kit, got {len(hydrogen)}")
+    return [k for k in kits if not isinstance(k, HydrogenKit)] + [MixedKit(hydrogen)]
+
+
 def read_class_map(path: Path) -> dict[int, str]:
     data = yaml.safe_load(path.read_text(encoding="utf-8"))
     return {int(note): name for name, notes in data.items() for note in notes}
@@ -678,6 +689,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     sampled = [{"kit": kit.name, "hydrogen_kit": str(kit.folder), "labels": "onset of each hit's sample"}
                for kit in kits if isinstance(kit, HydrogenKit)]
     (args.out / "calibration.json").write_text(json.dumps([*calibrations.values(), *sampled], indent=1) + "\n")
+    if args.mix_kits:
+        kits = mixed(kits)
     shutil.copy(CLASSES_YAML, args.out / "classes.yaml")
     jobs = [Job(perf, kit, calibrations[kit]["latency_s"] if kit in calibrations else {}, args.out, args.sample_rate,
                 args.subtype, args.augment, args.seed, args.overwrite, exe, distractors, args.distractor_prob,

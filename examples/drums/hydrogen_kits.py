@@ -221,7 +221,7 @@ def mixed_note_map(kit: MixedKit, rate: int, rng: np.random.Generator) -> dict[i
     """One instrument per GM note, each of `NOTE_GROUPS` from a kit drawn among those that can play it.
 
     Each instrument keeps its level against its own kit's snare, and the snares are brought to one level, so
-    the balance of a mixed kit is one that some kit has (`--vary-instruments` then re-levels each, +-6 dB).
+    each part sits against the snare as in its own kit (`--vary-instruments` then re-levels each, +-6 dB).
     Instruments are named `KIT/INSTRUMENT`.
     """
     maps = [note_map(load_kit(k, rate), rng) for k in kit.kits]
